@@ -1,0 +1,23 @@
+//! Geometry for CT segmentation: surfaces from label volumes and label volumes from surfaces.
+//!
+//! The principal type is [`Mesh`], an indexed triangle mesh whose vertices are in world LPS
+//! millimetres (DICOM patient coordinates), so a surface extracted from a volume lands exactly where
+//! the anatomy is and can be compared with a gold-standard model made elsewhere.
+//!
+//! # Example
+//!
+//! ```
+//! use msd_geom::Mesh;
+//!
+//! // A single triangle in the z = 0 plane.
+//! let mesh = Mesh::new(vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], vec![[0, 1, 2]])?;
+//! assert_eq!(mesh.triangles().len(), 1);
+//! Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod mesh;
+
+pub use error::{Error, Result};
+pub use mesh::Mesh;

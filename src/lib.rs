@@ -1,0 +1,16 @@
+//! msd: CT skull segmentation for cranial implants.
+//!
+//! This facade re-exports the workspace's crates as modules:
+//!
+//! | module | crate | what it does |
+//! |---|---|---|
+//! | [`io`] | `msd-io` | CT volumes in and out (DICOM, NIfTI, NRRD) with exact LPS geometry |
+//! | [`net`] | `msd-net` | the MSDnet: training and inference |
+//! | [`geom`] | `msd-geom` | marching cubes, mesh ↔ label, mesh files, alignment |
+//! | [`metrics`] | `msd-metrics` | Dice, surface distances, reports |
+#![deny(missing_docs)]
+
+pub use msd_geom as geom;
+pub use msd_io as io;
+pub use msd_metrics as metrics;
+pub use msd_net as net;

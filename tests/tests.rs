@@ -1,0 +1,1 @@
+//! Integration tests of the msd facade, built as one binary.
