@@ -24,6 +24,77 @@ pub enum Error {
         /// What is wrong and where (triangle or vertex index).
         what: String,
     },
+    /// A mesh file ends before the data its header or syntax promises.
+    #[error("{path} is truncated: {what}")]
+    Truncated {
+        /// The file involved.
+        path: PathBuf,
+        /// What was expected and how much of the file there is.
+        what: String,
+    },
+    /// A header declares more elements than the file can hold (checked before anything is allocated).
+    #[error("{path} declares {declared} {element}, but its {available_bytes} bytes can hold at most {max}")]
+    CountTooLarge {
+        /// The file involved.
+        path: PathBuf,
+        /// What is counted ("triangles", "vertices", "faces").
+        element: &'static str,
+        /// The count the header declares.
+        declared: u64,
+        /// The most the file's size allows.
+        max: u64,
+        /// The bytes available after the header.
+        available_bytes: u64,
+    },
+    /// A coordinate in a mesh file is NaN or infinite.
+    #[error("{path}: {element} {index} has a non-finite coordinate {value:?}")]
+    NotFinite {
+        /// The file involved.
+        path: PathBuf,
+        /// "facet" (STL) or "vertex" (PLY, OBJ).
+        element: &'static str,
+        /// Index of the facet or vertex (0-based).
+        index: usize,
+        /// The offending coordinates.
+        value: [f32; 3],
+    },
+    /// A face with other than three vertices: only triangle meshes are supported.
+    #[error("{path}: face {face} has {vertices} vertices; only triangles are supported")]
+    NonTriangleFace {
+        /// The file involved.
+        path: PathBuf,
+        /// Index of the face (0-based).
+        face: usize,
+        /// How many vertices it has.
+        vertices: usize,
+    },
+    /// A mesh file's syntax or header is malformed.
+    #[error("{path}: malformed {format} at {location}: {what}")]
+    Parse {
+        /// The file involved.
+        path: PathBuf,
+        /// "STL", "PLY" or "OBJ".
+        format: &'static str,
+        /// Where: "line 12" or "byte 84".
+        location: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The file's format (from its content when reading, its extension when writing) is not one
+    /// this crate handles.
+    #[error("{path}: unsupported mesh format: {what}")]
+    UnsupportedFormat {
+        /// The file involved.
+        path: PathBuf,
+        /// Why it was not recognised.
+        what: String,
+    },
+    /// An argument is out of its valid range (an option, a level, a shape).
+    #[error("invalid argument: {what}")]
+    InvalidArgument {
+        /// Which argument and why.
+        what: String,
+    },
     /// An error from the volume layer (geometry, grids).
     #[error(transparent)]
     Volume(#[from] msd_io::Error),

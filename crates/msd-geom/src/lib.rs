@@ -17,7 +17,9 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod io;
 mod mesh;
 
 pub use error::{Error, Result};
-pub use mesh::Mesh;
+pub use io::{read_mesh, read_stl, write_mesh, write_stl};
+pub use mesh::{Aabb, Components, Mesh, MeshCheck};

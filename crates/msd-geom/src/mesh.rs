@@ -1,4 +1,8 @@
-//! An indexed triangle mesh in world LPS millimetres.
+//! An indexed triangle mesh in world LPS millimetres, with the measurements and checks that tell
+//! whether it is a printable solid: area, enclosed volume, bounds, components, closedness,
+//! edge-manifoldness and orientation.
+use rayon::prelude::*;
+
 use crate::{Error, Result};
 
 /// An indexed triangle mesh: shared vertices in world LPS millimetres (DICOM patient coordinates:
@@ -8,6 +12,116 @@ use crate::{Error, Result};
 pub struct Mesh {
     vertices: Vec<[f32; 3]>,
     triangles: Vec<[u32; 3]>,
+}
+
+/// An axis-aligned bounding box in LPS millimetres.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aabb {
+    /// Smallest x, y, z (mm).
+    pub min: [f32; 3],
+    /// Largest x, y, z (mm).
+    pub max: [f32; 3],
+}
+
+/// The connected components of a mesh (triangles that share a vertex are connected), largest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Components {
+    /// For each triangle, the index of its component (0 = the largest).
+    pub triangle_component: Vec<u32>,
+    /// Triangles per component, in decreasing order.
+    pub sizes: Vec<usize>,
+}
+
+/// A report of a mesh's topology: what makes it (not) a closed, orientable, printable surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MeshCheck {
+    /// Number of vertices.
+    pub vertices: usize,
+    /// Number of triangles.
+    pub triangles: usize,
+    /// Number of distinct (undirected) edges.
+    pub edges: usize,
+    /// Edges used by exactly one triangle (holes, open borders).
+    pub boundary_edges: usize,
+    /// Edges used by more than two triangles.
+    pub non_manifold_edges: usize,
+    /// Two-triangle edges traversed in the same direction by both (a flipped neighbour).
+    pub inconsistent_edges: usize,
+    /// Triangles with a repeated vertex index or zero area.
+    pub degenerate_triangles: usize,
+    /// Connected components (through shared vertices).
+    pub components: usize,
+    /// Euler characteristic V − E + F of the referenced vertices (2 per sphere-like closed component).
+    pub euler_characteristic: i64,
+}
+
+impl MeshCheck {
+    /// Every edge is used by exactly two triangles (no holes, no fins).
+    pub fn is_closed(&self) -> bool {
+        self.boundary_edges == 0 && self.non_manifold_edges == 0
+    }
+
+    /// No edge is used by more than two triangles.
+    pub fn is_edge_manifold(&self) -> bool {
+        self.non_manifold_edges == 0
+    }
+
+    /// Every two-triangle edge is traversed in opposite directions by its two triangles.
+    pub fn is_consistently_oriented(&self) -> bool {
+        self.inconsistent_edges == 0
+    }
+
+    /// Closed, edge-manifold and consistently oriented: a solid a printer and a voxeliser accept.
+    pub fn is_watertight(&self) -> bool {
+        self.is_closed() && self.is_consistently_oriented()
+    }
+}
+
+/// Unit normal of a triangle by the right-hand rule (zero for a degenerate triangle).
+pub(crate) fn triangle_normal(p: [[f32; 3]; 3]) -> [f32; 3] {
+    let n = cross64(sub64(p[1], p[0]), sub64(p[2], p[0]));
+    let len = dot(n, n).sqrt();
+    if len > 0.0 { [(n[0] / len) as f32, (n[1] / len) as f32, (n[2] / len) as f32] } else { [0.0; 3] }
+}
+
+pub(crate) fn sub64(a: [f32; 3], b: [f32; 3]) -> [f64; 3] {
+    [a[0] as f64 - b[0] as f64, a[1] as f64 - b[1] as f64, a[2] as f64 - b[2] as f64]
+}
+
+pub(crate) fn cross64(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// Union–find with path halving, over `n` elements.
+pub(crate) struct DisjointSets {
+    parent: Vec<u32>,
+}
+
+impl DisjointSets {
+    pub(crate) fn new(n: usize) -> Self {
+        DisjointSets { parent: (0..n as u32).collect() }
+    }
+
+    pub(crate) fn find(&mut self, mut a: u32) -> u32 {
+        while self.parent[a as usize] != a {
+            let g = self.parent[self.parent[a as usize] as usize];
+            self.parent[a as usize] = g;
+            a = g;
+        }
+        a
+    }
+
+    pub(crate) fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.parent[hi as usize] = lo;
+        }
+    }
 }
 
 impl Mesh {
@@ -24,6 +138,12 @@ impl Mesh {
             });
         }
         Ok(Mesh { vertices, triangles })
+    }
+
+    /// Builds a mesh whose validity the caller guarantees (finite vertices, indices in range).
+    pub(crate) fn from_parts_unchecked(vertices: Vec<[f32; 3]>, triangles: Vec<[u32; 3]>) -> Self {
+        debug_assert!(triangles.iter().flatten().all(|&i| (i as usize) < vertices.len()));
+        Mesh { vertices, triangles }
     }
 
     /// Vertex positions in LPS millimetres.
@@ -44,5 +164,339 @@ impl Mesh {
     /// Whether the mesh has no triangles.
     pub fn is_empty(&self) -> bool {
         self.triangles.is_empty()
+    }
+
+    /// The three corner positions of triangle `t`.
+    pub fn triangle_points(&self, t: usize) -> [[f32; 3]; 3] {
+        self.triangles[t].map(|i| self.vertices[i as usize])
+    }
+
+    /// Unit normal of every triangle (right-hand rule; outward for a correctly wound closed
+    /// surface; zero for degenerate triangles).
+    pub fn triangle_normals(&self) -> Vec<[f32; 3]> {
+        (0..self.triangles.len()).into_par_iter().map(|t| triangle_normal(self.triangle_points(t))).collect()
+    }
+
+    /// Area-weighted unit normal at every vertex (zero for vertices used by no triangle).
+    pub fn vertex_normals(&self) -> Vec<[f32; 3]> {
+        let mut acc = vec![[0.0f64; 3]; self.vertices.len()];
+        for t in &self.triangles {
+            let p = t.map(|i| self.vertices[i as usize]);
+            // The unnormalised cross product is twice the area times the unit normal.
+            let n = cross64(sub64(p[1], p[0]), sub64(p[2], p[0]));
+            for &i in t {
+                for k in 0..3 {
+                    acc[i as usize][k] += n[k];
+                }
+            }
+        }
+        acc.into_iter()
+            .map(|n| {
+                let l = dot(n, n).sqrt();
+                if l > 0.0 { [(n[0] / l) as f32, (n[1] / l) as f32, (n[2] / l) as f32] } else { [0.0; 3] }
+            })
+            .collect()
+    }
+
+    /// Total surface area in mm².
+    pub fn area(&self) -> f64 {
+        (0..self.triangles.len())
+            .into_par_iter()
+            .map(|t| {
+                let p = self.triangle_points(t);
+                let n = cross64(sub64(p[1], p[0]), sub64(p[2], p[0]));
+                0.5 * dot(n, n).sqrt()
+            })
+            .sum()
+    }
+
+    /// Signed enclosed volume in mm³ (divergence theorem): positive for a closed surface wound
+    /// outward, negative when it is wound inward, meaningless for an open surface.
+    pub fn enclosed_volume(&self) -> f64 {
+        // Tetrahedra from a point inside the bounds keep the sum well conditioned far from the origin.
+        let c = match self.bounds() {
+            Some(b) => [0, 1, 2].map(|k| 0.5 * (b.min[k] + b.max[k])),
+            None => return 0.0,
+        };
+        (0..self.triangles.len())
+            .into_par_iter()
+            .map(|t| {
+                let p = self.triangle_points(t);
+                let (a, b, d) = (sub64(p[0], c), sub64(p[1], c), sub64(p[2], c));
+                dot(a, cross64(b, d)) / 6.0
+            })
+            .sum()
+    }
+
+    /// Bounding box of the vertices used by triangles, or `None` for a mesh without triangles.
+    pub fn bounds(&self) -> Option<Aabb> {
+        let mut it = self.triangles.iter().flatten().map(|&i| self.vertices[i as usize]);
+        let first = it.next()?;
+        let mut b = Aabb { min: first, max: first };
+        for p in it {
+            for k in 0..3 {
+                b.min[k] = b.min[k].min(p[k]);
+                b.max[k] = b.max[k].max(p[k]);
+            }
+        }
+        Some(b)
+    }
+
+    /// Area-weighted centroid of the surface (mm), or `None` for a mesh of zero area.
+    pub fn surface_centroid(&self) -> Option<[f64; 3]> {
+        let mut acc = [0.0f64; 4];
+        for t in 0..self.triangles.len() {
+            let p = self.triangle_points(t);
+            let n = cross64(sub64(p[1], p[0]), sub64(p[2], p[0]));
+            let a = 0.5 * dot(n, n).sqrt();
+            for k in 0..3 {
+                acc[k] += a * (p[0][k] as f64 + p[1][k] as f64 + p[2][k] as f64) / 3.0;
+            }
+            acc[3] += a;
+        }
+        (acc[3] > 0.0).then(|| [acc[0] / acc[3], acc[1] / acc[3], acc[2] / acc[3]])
+    }
+
+    /// Connected components through shared vertices, largest (most triangles) first.
+    pub fn connected_components(&self) -> Components {
+        let mut sets = DisjointSets::new(self.vertices.len());
+        for t in &self.triangles {
+            sets.union(t[0], t[1]);
+            sets.union(t[0], t[2]);
+        }
+        let roots: Vec<u32> = self.triangles.iter().map(|t| sets.find(t[0])).collect();
+        let mut count = vec![0usize; self.vertices.len()];
+        for &r in &roots {
+            count[r as usize] += 1;
+        }
+        let mut order: Vec<u32> =
+            (0..self.vertices.len() as u32).filter(|&r| count[r as usize] > 0).collect();
+        // Largest first; ties broken by root index so the numbering is deterministic.
+        order.sort_by_key(|&r| (std::cmp::Reverse(count[r as usize]), r));
+        let mut rank = vec![u32::MAX; self.vertices.len()];
+        for (k, &r) in order.iter().enumerate() {
+            rank[r as usize] = k as u32;
+        }
+        Components {
+            triangle_component: roots.iter().map(|&r| rank[r as usize]).collect(),
+            sizes: order.iter().map(|&r| count[r as usize]).collect(),
+        }
+    }
+
+    /// A mesh of only the triangles for which `keep(t)` is true, with unused vertices removed.
+    pub fn filter_triangles(&self, mut keep: impl FnMut(usize) -> bool) -> Mesh {
+        let tris: Vec<[u32; 3]> =
+            self.triangles.iter().enumerate().filter(|(t, _)| keep(*t)).map(|(_, t)| *t).collect();
+        Mesh::from_parts_unchecked(self.vertices.clone(), tris).compacted()
+    }
+
+    /// The `n` largest connected components (by triangle count); for a segmentation, `n = 1` drops
+    /// every detached fragment.
+    pub fn keep_largest_components(&self, n: usize) -> Mesh {
+        let c = self.connected_components();
+        self.filter_triangles(|t| (c.triangle_component[t] as usize) < n)
+    }
+
+    /// Drops the components with fewer than `min_triangles` triangles ("noise residuals").
+    pub fn drop_small_components(&self, min_triangles: usize) -> Mesh {
+        let c = self.connected_components();
+        self.filter_triangles(|t| c.sizes[c.triangle_component[t] as usize] >= min_triangles)
+    }
+
+    /// The same mesh without vertices that no triangle uses (indices renumbered in order).
+    pub fn compacted(&self) -> Mesh {
+        let mut map = vec![u32::MAX; self.vertices.len()];
+        let mut vertices = Vec::new();
+        let triangles = self
+            .triangles
+            .iter()
+            .map(|t| {
+                t.map(|i| {
+                    if map[i as usize] == u32::MAX {
+                        map[i as usize] = vertices.len() as u32;
+                        vertices.push(self.vertices[i as usize]);
+                    }
+                    map[i as usize]
+                })
+            })
+            .collect();
+        Mesh { vertices, triangles }
+    }
+
+    /// The mesh with every triangle's winding reversed (normals flipped).
+    pub fn flipped(&self) -> Mesh {
+        Mesh {
+            vertices: self.vertices.clone(),
+            triangles: self.triangles.iter().map(|t| [t[0], t[2], t[1]]).collect(),
+        }
+    }
+
+    /// The mesh moved by a rigid or affine 4×4 transform (row-major, acting on column vectors
+    /// `(x, y, z, 1)` in mm). A transform with negative determinant also reverses the winding, so a
+    /// closed surface stays wound outward.
+    pub fn transformed(&self, m: &[[f64; 4]; 4]) -> Mesh {
+        let vertices = self
+            .vertices
+            .par_iter()
+            .map(|p| {
+                let q = [p[0] as f64, p[1] as f64, p[2] as f64];
+                [0, 1, 2].map(|r| (m[r][0] * q[0] + m[r][1] * q[1] + m[r][2] * q[2] + m[r][3]) as f32)
+            })
+            .collect();
+        let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+        let mesh = Mesh { vertices, triangles: self.triangles.clone() };
+        if det < 0.0 { mesh.flipped() } else { mesh }
+    }
+
+    /// Checks topology: boundary, non-manifold and inconsistently oriented edges, degenerate
+    /// triangles, components and the Euler characteristic.
+    pub fn check(&self) -> MeshCheck {
+        // Each directed edge as (min, max) packed in 63 bits plus one bit for its direction; sorting
+        // groups the uses of each undirected edge.
+        let mut keys: Vec<u64> = self
+            .triangles
+            .par_iter()
+            .flat_map_iter(|t| {
+                [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])].into_iter().filter(|(a, b)| a != b).map(
+                    |(a, b)| {
+                        let (lo, hi, rev) = if a < b { (a, b, 0) } else { (b, a, 1) };
+                        ((lo as u64) << 33) | ((hi as u64) << 1) | rev
+                    },
+                )
+            })
+            .collect();
+        keys.par_sort_unstable();
+        let mut check = MeshCheck {
+            vertices: self.vertices.len(),
+            triangles: self.triangles.len(),
+            ..Default::default()
+        };
+        let mut i = 0;
+        while i < keys.len() {
+            let e = keys[i] >> 1;
+            let mut j = i;
+            while j < keys.len() && keys[j] >> 1 == e {
+                j += 1;
+            }
+            check.edges += 1;
+            match j - i {
+                1 => check.boundary_edges += 1,
+                2 => {
+                    if keys[i] & 1 == keys[i + 1] & 1 {
+                        check.inconsistent_edges += 1;
+                    }
+                }
+                _ => check.non_manifold_edges += 1,
+            }
+            i = j;
+        }
+        check.degenerate_triangles = (0..self.triangles.len())
+            .into_par_iter()
+            .filter(|&t| {
+                let tri = self.triangles[t];
+                if tri[0] == tri[1] || tri[1] == tri[2] || tri[0] == tri[2] {
+                    return true;
+                }
+                let p = self.triangle_points(t);
+                let n = cross64(sub64(p[1], p[0]), sub64(p[2], p[0]));
+                dot(n, n) == 0.0
+            })
+            .count();
+        check.components = self.connected_components().sizes.len();
+        let mut used = vec![false; self.vertices.len()];
+        for &i in self.triangles.iter().flatten() {
+            used[i as usize] = true;
+        }
+        let v = used.iter().filter(|&&u| u).count() as i64;
+        check.euler_characteristic = v - check.edges as i64 + self.triangles.len() as i64;
+        check
+    }
+
+    /// Every edge is shared by exactly two triangles (see [`Mesh::check`]).
+    pub fn is_closed(&self) -> bool {
+        self.check().is_closed()
+    }
+
+    /// No edge is shared by more than two triangles (see [`Mesh::check`]).
+    pub fn is_edge_manifold(&self) -> bool {
+        self.check().is_edge_manifold()
+    }
+
+    /// Neighbouring triangles traverse their shared edge in opposite directions (see [`Mesh::check`]).
+    pub fn is_consistently_oriented(&self) -> bool {
+        self.check().is_consistently_oriented()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit cube, wound outward.
+    pub(crate) fn cube() -> Mesh {
+        let v = (0..8).map(|i| [(i & 1) as f32, ((i >> 1) & 1) as f32, ((i >> 2) & 1) as f32]).collect();
+        let t = vec![
+            [0, 2, 1],
+            [1, 2, 3],
+            [4, 5, 6],
+            [5, 7, 6],
+            [0, 1, 4],
+            [1, 5, 4],
+            [2, 6, 3],
+            [3, 6, 7],
+            [0, 4, 2],
+            [2, 4, 6],
+            [1, 3, 5],
+            [3, 7, 5],
+        ];
+        Mesh::new(v, t).unwrap()
+    }
+
+    #[test]
+    fn cube_measures() {
+        let m = cube();
+        assert!((m.area() - 6.0).abs() < 1e-12);
+        assert!((m.enclosed_volume() - 1.0).abs() < 1e-12);
+        assert!((m.flipped().enclosed_volume() + 1.0).abs() < 1e-12);
+        let c = m.check();
+        assert!(c.is_watertight() && c.is_edge_manifold(), "{c:?}");
+        assert_eq!(c.euler_characteristic, 2);
+        assert_eq!(m.bounds().unwrap(), Aabb { min: [0.0; 3], max: [1.0; 3] });
+    }
+
+    #[test]
+    fn check_finds_holes_flips_and_fins() {
+        let m = cube();
+        let open = m.filter_triangles(|t| t != 0);
+        assert_eq!(open.check().boundary_edges, 3);
+        let (v, mut t) = m.clone().into_parts();
+        t[0] = [t[0][0], t[0][2], t[0][1]];
+        assert_eq!(Mesh::new(v.clone(), t).unwrap().check().inconsistent_edges, 3);
+        let (_, mut t) = m.clone().into_parts();
+        t.push([0, 2, 7]);
+        let c = Mesh::new(v, t).unwrap().check();
+        assert!(c.non_manifold_edges >= 1 && !c.is_edge_manifold());
+    }
+
+    #[test]
+    fn components_and_filters() {
+        let a = cube();
+        let b = a.transformed(&[[0.5, 0., 0., 5.], [0., 0.5, 0., 0.], [0., 0., 0.5, 0.], [0., 0., 0., 1.]]);
+        let (mut v, mut t) = a.into_parts();
+        let off = v.len() as u32;
+        let (bv, bt) = b.into_parts();
+        v.extend(bv);
+        t.extend(bt.iter().map(|x| x.map(|i| i + off)));
+        t.push([0, 0, 0]);
+        let both = Mesh::new(v, t).unwrap();
+        let c = both.connected_components();
+        assert_eq!(c.sizes, vec![13, 12]);
+        let largest = both.keep_largest_components(1);
+        assert_eq!(largest.triangles().len(), 13);
+        assert_eq!(largest.vertices().len(), 8);
+        assert_eq!(both.drop_small_components(13).triangles().len(), 13);
+        assert_eq!(both.check().degenerate_triangles, 1);
     }
 }
