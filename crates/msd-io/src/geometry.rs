@@ -125,6 +125,39 @@ impl Geometry {
         idx
     }
 
+    /// Builds a geometry from a 4×4 (or 3×4) affine, row-major, mapping a voxel index `(x, y, z, 1)`
+    /// to LPS millimetres: spacing is the length of each of the first three columns, direction those
+    /// columns divided by their lengths, origin the last column. The last row, if given, is ignored.
+    ///
+    /// Fails (as [`Geometry::new`]) when a column is zero or not finite, or the origin is not finite.
+    pub fn from_affine(affine: &[[f64; 4]]) -> Result<Self> {
+        if affine.len() < 3 {
+            return Err(Error::InvalidGeometry {
+                what: format!("affine has {} rows, needs 3", affine.len()),
+            });
+        }
+        let mut spacing = [0.0; 3];
+        let mut direction = [[0.0; 3]; 3];
+        for (j, s) in spacing.iter_mut().enumerate() {
+            *s = (0..3).map(|r| affine[r][j] * affine[r][j]).sum::<f64>().sqrt();
+            for (r, row) in direction.iter_mut().enumerate() {
+                row[j] = affine[r][j] / *s;
+            }
+        }
+        let origin = [affine[0][3], affine[1][3], affine[2][3]];
+        Geometry::new(spacing, origin, direction)
+    }
+
+    /// Whether the direction columns are orthogonal to each other within `tolerance` (on the cosine
+    /// of the angle between them): true for every regular grid, false for a sheared one.
+    pub fn is_orthogonal(&self, tolerance: f64) -> bool {
+        let col = |j: usize| [self.direction[0][j], self.direction[1][j], self.direction[2][j]];
+        let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+        dot(col(0), col(1)).abs() <= tolerance
+            && dot(col(0), col(2)).abs() <= tolerance
+            && dot(col(1), col(2)).abs() <= tolerance
+    }
+
     /// Voxel volume in mm³.
     pub fn voxel_volume_mm3(&self) -> f64 {
         self.spacing.iter().product()

@@ -8,6 +8,10 @@
 //! grid of the scan it came from, and [`Geometry::check_same_grid`] refuses to compare volumes that
 //! do not share one.
 //!
+//! The entry points are [`read_volume`] (any supported format, as `f32`), [`read_labels`] (integer
+//! label files) and [`write_volume`] (NIfTI-1 or NRRD by extension, written atomically). The
+//! [`nifti`] module holds the format-specific options.
+//!
 //! # Example
 //!
 //! ```
@@ -24,11 +28,76 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Matrix and affine code reads best with the indices of the formulas it implements.
+#![allow(clippy::needless_range_loop)]
 
+mod atomic_file;
 mod error;
+mod format;
 mod geometry;
+pub mod nifti;
+mod payload;
 mod volume;
+mod voxel;
+
+use std::path::Path;
 
 pub use error::{Error, Result};
 pub use geometry::Geometry;
 pub use volume::{LabelVolume, Volume};
+pub use voxel::VoxelType;
+
+use format::Format;
+
+/// Reads a volume from any supported format as `f32` values (Hounsfield units for CT, after the
+/// file's rescale slope and intercept), with its geometry in LPS millimetres.
+///
+/// The format is chosen by name (`.nii`, `.nii.gz`, `.nrrd`, `.nhdr`) and otherwise by content.
+pub fn read_volume(path: impl AsRef<Path>) -> Result<Volume<f32>> {
+    let path = path.as_ref();
+    match detect(path)? {
+        Format::Nifti => nifti::read(path),
+        other => Err(Error::Unsupported { path: path.to_path_buf(), what: format!("{other:?} input") }),
+    }
+}
+
+/// Reads a label volume (NIfTI-1 or NRRD) whose values are integers in 0..=255.
+///
+/// Any other value (fractional, negative, above 255, NaN) gives [`Error::NotLabels`] naming the first
+/// offending voxel.
+pub fn read_labels(path: impl AsRef<Path>) -> Result<LabelVolume> {
+    let path = path.as_ref();
+    let volume = read_volume(path)?;
+    if let Some(((z, y, x), &v)) =
+        volume.data().indexed_iter().find(|(_, v)| !(v.fract() == 0.0 && (0.0..=255.0).contains(*v)))
+    {
+        return Err(Error::NotLabels { path: path.to_path_buf(), index: [z, y, x], value: f64::from(v) });
+    }
+    Ok(volume.map(|&v| v as u8))
+}
+
+/// Writes a volume in the format its extension names: `.nii` or `.nii.gz` (NIfTI-1), `.nrrd`
+/// (gzip-encoded NRRD) or `.nhdr` (detached NRRD header beside a gzip data file). The file appears
+/// atomically: it is written to a temporary file in the same folder and renamed.
+pub fn write_volume<T: VoxelType>(path: impl AsRef<Path>, volume: &Volume<T>) -> Result<()> {
+    let path = path.as_ref();
+    match format::by_name(path) {
+        Some(Format::Nifti) => nifti::write(path, volume, &nifti::WriteOptions::default()),
+        _ => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "output format: use a .nii, .nii.gz, .nrrd or .nhdr file name".into(),
+        }),
+    }
+}
+
+fn detect(path: &Path) -> Result<Format> {
+    if path.is_dir() {
+        return Ok(Format::Dicom);
+    }
+    if !path.exists() {
+        return Err(Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)));
+    }
+    format::by_name(path)
+        .or_else(|| format::by_content(path))
+        .ok_or_else(|| Error::UnknownFormat { path: path.to_path_buf() })
+}
