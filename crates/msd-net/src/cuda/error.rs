@@ -1,0 +1,82 @@
+//! Errors of the CUDA backend.
+
+use cudarc::driver::DriverError;
+
+/// Result of the CUDA backend.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What went wrong in the CUDA backend, and where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No usable CUDA driver or device: the library was not found, or it found no device.
+    #[error("CUDA is not available: {reason}")]
+    CudaUnavailable {
+        /// Why (missing library, no device, ordinal out of range).
+        reason: String,
+    },
+    /// The NVRTC run-time compiler library could not be loaded.
+    #[error("the NVRTC run-time compiler is not available: {reason}")]
+    NvrtcUnavailable {
+        /// Why.
+        reason: String,
+    },
+    /// A CUDA driver call failed.
+    #[error("CUDA driver error while {context}: {source}")]
+    Driver {
+        /// What the backend was doing.
+        context: &'static str,
+        /// The driver's error code.
+        #[source]
+        source: DriverError,
+    },
+    /// NVRTC rejected a kernel source.
+    #[error("NVRTC failed to compile {module} for {arch}: {log}")]
+    Compile {
+        /// The kernel file.
+        module: &'static str,
+        /// The virtual architecture compiled for, e.g. `compute_90`.
+        arch: String,
+        /// The compiler's log (or the error, when there is no log).
+        log: String,
+    },
+    /// A network shape the kernels cannot run (zero sizes, too many classes, sizes over `i32`).
+    #[error("invalid network shape: {0}")]
+    InvalidShape(String),
+    /// A buffer or argument whose length or value does not fit the network or batch.
+    #[error("invalid argument to {op}: {reason}")]
+    InvalidArgument {
+        /// The operation that checked it.
+        op: &'static str,
+        /// What did not fit.
+        reason: String,
+    },
+    /// A launch whose grid or shared memory exceeds what the device allows.
+    #[error("launch of {kernel} does not fit the device: {reason}")]
+    LaunchTooLarge {
+        /// The kernel.
+        kernel: &'static str,
+        /// Which limit.
+        reason: String,
+    },
+    /// An operation that needs an earlier step (e.g. backward before any forward pass).
+    #[error("{op} needs {needs} first")]
+    OutOfOrder {
+        /// The operation called.
+        op: &'static str,
+        /// What must run before it.
+        needs: &'static str,
+    },
+}
+
+/// Attaches what the backend was doing to a driver error.
+pub(crate) trait DriverContext<T> {
+    /// Maps a [`DriverError`] to [`Error::Driver`] with `context`.
+    fn during(self, context: &'static str) -> Result<T>;
+}
+
+impl<T> DriverContext<T> for std::result::Result<T, DriverError> {
+    fn during(self, context: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Driver { context, source })
+    }
+}

@@ -1,0 +1,58 @@
+//! The MSDnet on NVIDIA GPUs: hand-written CUDA kernels, compiled at run time by NVRTC for the device
+//! found, behind safe Rust wrappers (feature `cuda`).
+//!
+//! Building needs no CUDA toolkit: `cudarc` loads `libcuda` and `libnvrtc` when the program runs, and
+//! [`CudaDevice::new`] answers [`Error::CudaUnavailable`] (or [`Error::NvrtcUnavailable`]) on a machine
+//! without them instead of panicking.
+//!
+//! The layouts are those of the CPU path: feature buffer `[images][c_total][h][w]` (input channels, then
+//! each layer's outputs in order), 3×3 weights `[width][c_in + i·width][3][3]` per layer, concatenated,
+//! biases `[depth·width]`, head `[n_classes][c_total]` and `[n_classes]` (see [`HostParams`]).
+//!
+//! Kernels (`*.cu` beside this file, one per family, `common.cuh` shared):
+//! - `conv_forward.cu`: dilated 3×3 over all earlier channels + bias + ReLU; 32×32 output tiles, each
+//!   thread 4 pixels × up to 4 output channels, input channels staged in shared memory with the mirrored
+//!   halo; batched over images; f32, f16 or bf16 feature storage with f32 arithmetic.
+//! - `conv_backward.cu`: ReLU mask; input gradient in gather form (the exact adjoint of the numpy
+//!   'symmetric' border at any dilation); weight and bias gradients as block-level reductions into
+//!   per-tile partial sums, then one reduction kernel (no atomics, deterministic).
+//! - `head.cu`: input normalisation, final 1×1 layer, fused softmax / class-weighted cross-entropy with
+//!   its gradient, head weight gradients.
+//! - `adam.cu`: the Adam update of the flat parameter vector.
+//!
+//! ```no_run
+//! use msd_net::cuda::{
+//!     AdamConfig, CudaDevice, CudaMsd, HostParams, InferenceOptions, InputNorm, LossSpec, NetShape,
+//! };
+//! # fn main() -> Result<(), msd_net::cuda::Error> {
+//! let dev = CudaDevice::new(0)?; // Err(CudaUnavailable) without a GPU
+//! let shape = NetShape::new(1, 1, 100, 2)?;
+//! let params = HostParams::msd_init(&shape, &mut rand::rng());
+//! let mut net = CudaMsd::new(dev, shape, &params, InputNorm { mean: vec![40.0], std: vec![500.0] })?;
+//! let (h, w) = (64, 64);
+//! let slices = vec![0.0f32; 4 * h * w];
+//! let labels = vec![0u8; 4 * h * w];
+//! let loss = net.train_step(&slices, &labels, [4, h, w], &LossSpec::default(), &AdamConfig::default())?;
+//! let segmentation = net.segment_slices(&slices, 4, h, w, InferenceOptions::default())?;
+//! # let _ = (loss, segmentation);
+//! # Ok(())
+//! # }
+//! ```
+
+mod device;
+mod error;
+mod inference;
+mod kernels;
+mod launch;
+mod network;
+mod shape;
+
+pub use device::{CudaDevice, device_count, driver_available};
+pub use error::{Error, Result};
+pub use inference::InferenceOptions;
+pub use kernels::{
+    ComputeCapability, KernelModule, best_arch_for, compile, compile_options, nvrtc_available,
+};
+pub use launch::{FeatureStorage, MAX_CLASSES};
+pub use network::{CudaMsd, LossReport, LossSpec};
+pub use shape::{AdamConfig, HostParams, InputNorm, NetShape};
