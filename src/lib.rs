@@ -8,9 +8,22 @@
 //! | [`net`] | `msd-net` | the MSDnet: training and inference |
 //! | [`geom`] | `msd-geom` | marching cubes, mesh ↔ label, mesh files, alignment |
 //! | [`metrics`] | `msd-metrics` | Dice, surface distances, reports |
+//!
+//! and adds what spans them:
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`phantom`] | synthetic head CTs with exact ground truth, deterministic from a seed |
+//! | [`preview`] | PNG slices (axial, coronal, sagittal) with contours over the CT |
 #![deny(missing_docs)]
 
 pub use msd_geom as geom;
 pub use msd_io as io;
 pub use msd_metrics as metrics;
 pub use msd_net as net;
+
+mod error;
+pub mod phantom;
+pub mod preview;
+
+pub use error::{Error, Result};

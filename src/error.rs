@@ -1,0 +1,46 @@
+//! The error type of the `msd` facade: the crates' errors, plus the workflow's own.
+use std::path::PathBuf;
+
+/// Result with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the workflow. Errors of the underlying crates are kept whole as
+/// the source, so a caller can print the full chain.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading, writing or building a volume failed.
+    #[error(transparent)]
+    Io(#[from] msd_io::Error),
+    /// A parameter is outside what the workflow can use; the message names it and its value.
+    #[error("invalid configuration: {what}")]
+    InvalidConfig {
+        /// What is wrong, with the offending value.
+        what: String,
+    },
+    /// A file could not be written or read by the facade itself (previews, reports).
+    #[error("I/O error on {path}")]
+    File {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding a PNG preview failed.
+    #[error("could not encode PNG {path}")]
+    Png {
+        /// The file being written.
+        path: PathBuf,
+        /// The underlying cause.
+        #[source]
+        source: png::EncodingError,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn file(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::File { path: path.into(), source }
+    }
+}
