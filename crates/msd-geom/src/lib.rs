@@ -19,7 +19,11 @@
 mod error;
 pub mod io;
 mod mesh;
+mod surface;
+mod voxelize;
 
 pub use error::{Error, Result};
 pub use io::{read_mesh, read_stl, write_mesh, write_stl};
 pub use mesh::{Aabb, Components, Mesh, MeshCheck};
+pub use surface::{label_surface, marching_cubes};
+pub use voxelize::voxelize;
