@@ -4,7 +4,7 @@
 use cudarc::driver::{CudaSlice, PinnedHostSlice, sys::CU_MEMHOSTALLOC_WRITECOMBINED};
 
 use super::error::{DriverContext, Error, Result};
-use super::launch::{self, Batch, FeatureStorage, Features};
+use super::launch::{self, Batch, FeatureStorage, Features, Normalisation};
 use super::network::{CudaMsd, head_of, head_views, run_layers};
 
 /// How [`CudaMsd::segment_slices`] runs.
@@ -144,9 +144,7 @@ impl CudaMsd {
                 dev,
                 &bufs.raw[slot].slice(..),
                 &mut bufs.feat,
-                &self.norm_mean,
-                &self.norm_inv_std,
-                sh.c_in(),
+                Normalisation { mean: &self.norm_mean, inv_std: &self.norm_inv_std },
                 sh.c_total(),
                 batch,
             )?;

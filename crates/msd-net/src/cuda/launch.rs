@@ -188,18 +188,26 @@ fn validate_layer(op: &'static str, layer: &Layer, batch: &Batch) -> Result<()> 
     Ok(())
 }
 
-/// `feat[img][c][p] = (raw[img][c][p] − mean[c]) · inv_std[c]` for the first `c_in` channels.
+/// Per-channel mean and reciprocal deviation of the input channels, on the device.
+#[derive(Copy, Clone)]
+pub(crate) struct Normalisation<'a> {
+    pub mean: &'a CudaSlice<f32>,
+    pub inv_std: &'a CudaSlice<f32>,
+}
+
+/// `feat[img][c][p] = (raw[img][c][p] − mean[c]) · inv_std[c]` for the first `c_in = mean.len()`
+/// channels.
 pub(crate) fn input_normalize(
     dev: &CudaDevice,
     raw: &CudaView<'_, f32>,
     feat: &mut Features,
-    mean: &CudaSlice<f32>,
-    inv_std: &CudaSlice<f32>,
-    c_in: usize,
+    norm: Normalisation<'_>,
     c_total: usize,
     batch: Batch,
 ) -> Result<()> {
     const OP: &str = "input_normalize";
+    let Normalisation { mean, inv_std } = norm;
+    let c_in = mean.len();
     let n_raw = checked_len(OP, &[batch.images, c_in, batch.plane()])?;
     let n_feat = checked_len(OP, &[batch.images, c_total, batch.plane()])?;
     need(raw.len() >= n_raw, OP, || format!("raw input holds {} values, needs {n_raw}", raw.len()))?;

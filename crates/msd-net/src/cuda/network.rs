@@ -6,7 +6,9 @@ use cudarc::driver::CudaSlice;
 
 use super::device::CudaDevice;
 use super::error::{DriverContext, Error, Result};
-use super::launch::{self, AdamStep, Batch, FeatureStorage, Features, Head, Layer, LossBackward};
+use super::launch::{
+    self, AdamStep, Batch, FeatureStorage, Features, Head, Layer, LossBackward, Normalisation,
+};
 use super::shape::{AdamConfig, HostParams, InputNorm, NetShape};
 
 /// Buffers of one training or evaluation batch, all on the device.
@@ -252,9 +254,7 @@ impl CudaMsd {
             dev,
             &t.raw.slice(..),
             &mut t.feat,
-            &self.norm_mean,
-            &self.norm_inv_std,
-            sh.c_in(),
+            Normalisation { mean: &self.norm_mean, inv_std: &self.norm_inv_std },
             sh.c_total(),
             batch,
         )?;
