@@ -10,7 +10,7 @@
 //!
 //! The entry points are [`read_volume`] (any supported format, as `f32`), [`read_labels`] (integer
 //! label files) and [`write_volume`] (NIfTI-1 or NRRD by extension, written atomically). The
-//! [`nifti`] module holds the format-specific options.
+//! [`nifti`] and [`nrrd`] modules hold the format-specific options.
 //!
 //! # Example
 //!
@@ -36,6 +36,7 @@ mod error;
 mod format;
 mod geometry;
 pub mod nifti;
+pub mod nrrd;
 mod payload;
 mod volume;
 mod voxel;
@@ -57,6 +58,7 @@ pub fn read_volume(path: impl AsRef<Path>) -> Result<Volume<f32>> {
     let path = path.as_ref();
     match detect(path)? {
         Format::Nifti => nifti::read(path),
+        Format::Nrrd => nrrd::read(path),
         other => Err(Error::Unsupported { path: path.to_path_buf(), what: format!("{other:?} input") }),
     }
 }
@@ -83,6 +85,10 @@ pub fn write_volume<T: VoxelType>(path: impl AsRef<Path>, volume: &Volume<T>) ->
     let path = path.as_ref();
     match format::by_name(path) {
         Some(Format::Nifti) => nifti::write(path, volume, &nifti::WriteOptions::default()),
+        Some(Format::Nrrd) => {
+            let detached = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("nhdr"));
+            nrrd::write(path, volume, &nrrd::WriteOptions { detached, ..Default::default() })
+        }
         _ => Err(Error::Unsupported {
             path: path.to_path_buf(),
             what: "output format: use a .nii, .nii.gz, .nrrd or .nhdr file name".into(),
