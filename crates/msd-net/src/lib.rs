@@ -20,6 +20,3 @@ pub use cpu::CpuBackend;
 pub use error::{Error, Result};
 pub use loss::{LossConfig, LossValue};
 pub use params::Params;
-
-#[cfg(feature = "cuda")]
-pub mod cuda;
