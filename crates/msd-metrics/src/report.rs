@@ -48,8 +48,11 @@ pub struct CaseMetrics {
     pub surface_dice_tolerance_mm: Option<f64>,
 }
 
+/// Reads one metric out of a [`CaseMetrics`].
+type Accessor = fn(&CaseMetrics) -> Option<f64>;
+
 /// Column names and accessors, in report order.
-const COLUMNS: [(&str, fn(&CaseMetrics) -> Option<f64>); 15] = [
+const COLUMNS: [(&str, Accessor); 15] = [
     ("dice", |m| m.dice),
     ("jaccard", |m| m.jaccard),
     ("sensitivity", |m| m.sensitivity),
