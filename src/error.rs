@@ -12,6 +12,12 @@ pub enum Error {
     /// Reading, writing or building a volume failed.
     #[error(transparent)]
     Io(#[from] msd_io::Error),
+    /// A mesh operation failed (reading, writing, meshing, voxelising).
+    #[error(transparent)]
+    Geom(#[from] msd_geom::Error),
+    /// A metric could not be computed.
+    #[error(transparent)]
+    Metrics(#[from] msd_metrics::Error),
     /// A parameter is outside what the workflow can use; the message names it and its value.
     #[error("invalid configuration: {what}")]
     InvalidConfig {

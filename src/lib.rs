@@ -15,6 +15,9 @@
 //! |---|---|
 //! | [`phantom`] | synthetic head CTs with exact ground truth, deterministic from a seed |
 //! | [`preview`] | PNG slices (axial, coronal, sagittal) with contours over the CT |
+//! | [`baseline`] | the global-threshold baseline and connected-component clean-up |
+//! | [`surface`](mod@surface) | label volume → cleaned, watertight skull mesh |
+//! | [`evaluation`] | Dice and surface distances between label volumes and/or meshes |
 #![deny(missing_docs)]
 
 pub use msd_geom as geom;
@@ -22,8 +25,13 @@ pub use msd_io as io;
 pub use msd_metrics as metrics;
 pub use msd_net as net;
 
+pub mod baseline;
 mod error;
+pub mod evaluation;
 pub mod phantom;
 pub mod preview;
+pub mod surface;
 
 pub use error::{Error, Result};
+pub use evaluation::{Shape, evaluate};
+pub use surface::surface;

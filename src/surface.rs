@@ -1,0 +1,88 @@
+//! From a segmentation to the surface an implant is designed on: marching cubes plus clean-up.
+use msd_geom::Mesh;
+use msd_io::LabelVolume;
+
+use crate::Result;
+
+/// How a label volume becomes a surface mesh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SurfaceOptions {
+    /// Keep only this many of the largest connected components (by triangle count); 0 keeps all.
+    pub keep_components: usize,
+    /// Drop components with fewer triangles than this ("noise residuals").
+    pub min_component_triangles: usize,
+}
+
+impl Default for SurfaceOptions {
+    /// Keeps every component of at least 50 triangles: the skull, and bone fragments of some size,
+    /// without the specks a noisy segmentation leaves.
+    fn default() -> Self {
+        SurfaceOptions { keep_components: 0, min_component_triangles: 50 }
+    }
+}
+
+impl SurfaceOptions {
+    /// Options that keep all components, however small.
+    pub fn raw() -> Self {
+        SurfaceOptions { keep_components: 0, min_component_triangles: 0 }
+    }
+
+    /// Returns the options with `n` largest components kept (0: all).
+    pub fn keep_components(mut self, n: usize) -> Self {
+        self.keep_components = n;
+        self
+    }
+
+    /// Returns the options with components under `min` triangles dropped.
+    pub fn min_component_triangles(mut self, min: usize) -> Self {
+        self.min_component_triangles = min;
+        self
+    }
+
+    /// Extracts the surface of the non-zero voxels of `labels` with these options.
+    pub fn extract(&self, labels: &LabelVolume) -> Result<Mesh> {
+        let binary = labels.map(|&v| u8::from(v != 0));
+        let mut mesh = msd_geom::label_surface(&binary, 1)?;
+        if self.min_component_triangles > 0 {
+            mesh = mesh.drop_small_components(self.min_component_triangles);
+        }
+        if self.keep_components > 0 {
+            mesh = mesh.keep_largest_components(self.keep_components);
+        }
+        Ok(mesh)
+    }
+}
+
+/// The watertight surface (LPS mm) of the non-zero voxels of a segmentation, cleaned with the
+/// default [`SurfaceOptions`].
+pub fn surface(labels: &LabelVolume) -> Result<Mesh> {
+    SurfaceOptions::default().extract(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use msd_io::{Geometry, Volume};
+    use ndarray::Array3;
+
+    #[test]
+    fn a_box_and_a_speck_give_one_closed_surface() {
+        let mut a = Array3::<u8>::zeros((8, 8, 8));
+        for z in 2..6 {
+            for y in 2..6 {
+                for x in 2..6 {
+                    a[[z, y, x]] = 1;
+                }
+            }
+        }
+        a[[0, 0, 7]] = 1;
+        let labels = Volume::new(a, Geometry::default()).unwrap();
+        let raw = SurfaceOptions::raw().extract(&labels).unwrap();
+        let clean = surface(&labels).unwrap();
+        assert!(clean.triangles().len() < raw.triangles().len());
+        assert!(clean.check().is_watertight());
+        let v = clean.enclosed_volume();
+        assert!(v > 30.0 && v < 70.0, "volume {v}");
+    }
+}
