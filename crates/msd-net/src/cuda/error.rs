@@ -59,6 +59,9 @@ pub enum Error {
         /// Which limit.
         reason: String,
     },
+    /// A configuration, parameter set or loss setting the crate rejects.
+    #[error(transparent)]
+    Net(#[from] crate::Error),
     /// An operation that needs an earlier step (e.g. backward before any forward pass).
     #[error("{op} needs {needs} first")]
     OutOfOrder {
@@ -78,5 +81,14 @@ pub(crate) trait DriverContext<T> {
 impl<T> DriverContext<T> for std::result::Result<T, DriverError> {
     fn during(self, context: &'static str) -> Result<T> {
         self.map_err(|source| Error::Driver { context, source })
+    }
+}
+
+impl From<Error> for crate::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Net(inner) => inner,
+            other => crate::Error::Backend { backend: "cuda".to_owned(), what: other.to_string() },
+        }
     }
 }

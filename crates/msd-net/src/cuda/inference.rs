@@ -58,11 +58,11 @@ impl CudaMsd {
         let sh = &self.shape;
         let overflow = || Error::InvalidArgument {
             op: "segment_slices",
-            reason: format!("{batch:?} with {} channels overflows usize", sh.c_total()),
+            reason: format!("{batch:?} with {} channels overflows usize", sh.total_channels()),
         };
         let px = batch.images.checked_mul(batch.plane()).ok_or_else(overflow)?;
-        let n_in = px.checked_mul(sh.c_in()).ok_or_else(overflow)?;
-        let n_feat = px.checked_mul(sh.c_total()).ok_or_else(overflow)?;
+        let n_in = px.checked_mul(sh.input_channels).ok_or_else(overflow)?;
+        let n_feat = px.checked_mul(sh.total_channels()).ok_or_else(overflow)?;
         let s = self.dev.compute_stream();
         let what = "allocating inference buffers";
         let feat = Features::zeros(&self.dev, storage, n_feat)?;
@@ -94,7 +94,7 @@ impl CudaMsd {
         opts: InferenceOptions,
     ) -> Result<Vec<u8>> {
         const OP: &str = "segment_slices";
-        let per_in = self.shape.c_in() * h * w;
+        let per_in = self.shape.input_channels * h * w;
         let plane = h * w;
         if opts.batch == 0 || n_slices == 0 || plane == 0 || n_slices.checked_mul(per_in) != Some(input.len())
         {
@@ -103,7 +103,7 @@ impl CudaMsd {
                 reason: format!(
                     "{} values for {n_slices} slices × {} channels × {h} × {w}, batch {} (all must be > 0)",
                     input.len(),
-                    self.shape.c_in(),
+                    self.shape.input_channels,
                     opts.batch
                 ),
             });
@@ -145,7 +145,7 @@ impl CudaMsd {
                 &bufs.raw[slot].slice(..),
                 &mut bufs.feat,
                 Normalisation { mean: &self.norm_mean, inv_std: &self.norm_inv_std },
-                sh.c_total(),
+                sh.total_channels(),
                 batch,
             )?;
             run_layers(dev, sh, &self.params, &mut bufs.feat, batch)?;
@@ -171,12 +171,12 @@ impl CudaMsd {
         opts: InferenceOptions,
     ) -> Result<msd_io::LabelVolume> {
         const OP: &str = "segment_volume";
-        if self.shape.c_in() != 1 {
+        if self.shape.input_channels != 1 {
             return Err(Error::InvalidArgument {
                 op: OP,
                 reason: format!(
                     "the network reads {} channels per slice; a volume gives 1",
-                    self.shape.c_in()
+                    self.shape.input_channels
                 ),
             });
         }

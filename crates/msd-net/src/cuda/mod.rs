@@ -21,24 +21,28 @@
 //! - `adam.cu`: the Adam update of the flat parameter vector.
 //!
 //! ```no_run
-//! use msd_net::cuda::{
-//!     AdamConfig, CudaDevice, CudaMsd, HostParams, InferenceOptions, InputNorm, LossSpec, NetShape,
-//! };
-//! # fn main() -> Result<(), msd_net::cuda::Error> {
-//! let dev = CudaDevice::new(0)?; // Err(CudaUnavailable) without a GPU
-//! let shape = NetShape::new(1, 1, 100, 2)?;
-//! let params = HostParams::msd_init(&shape, &mut rand::rng());
-//! let mut net = CudaMsd::new(dev, shape, &params, InputNorm { mean: vec![40.0], std: vec![500.0] })?;
+//! use msd_net::cuda::{CudaBackend, CudaDevice, CudaMsd, FeatureStorage, InferenceOptions, InputNorm};
+//! use msd_net::{AdamConfig, Backend, BatchShape, LossConfig, MsdConfig, Params};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = MsdConfig::new(100, 1, 1, 2);
+//! // The crate's training loop drives any Backend; this one answers Err(CudaUnavailable) without a GPU.
+//! let mut gpu = CudaBackend::new(0, &config)?;
+//! gpu.set_params(&Params::init(&config, 7)?)?;
 //! let (h, w) = (64, 64);
-//! let slices = vec![0.0f32; 4 * h * w];
-//! let labels = vec![0u8; 4 * h * w];
-//! let loss = net.train_step(&slices, &labels, [4, h, w], &LossSpec::default(), &AdamConfig::default())?;
-//! let segmentation = net.segment_slices(&slices, 4, h, w, InferenceOptions::default())?;
-//! # let _ = (loss, segmentation);
+//! let (slices, labels) = (vec![0.0f32; 4 * h * w], vec![0u8; 4 * h * w]);
+//! gpu.forward(&slices, BatchShape { images: 4, height: h, width: w })?;
+//! let loss = gpu.loss(&labels, &LossConfig::default())?;
+//! gpu.backward()?;
+//! gpu.adam_step(&AdamConfig::default())?;
+//! // Whole volumes stream through in batches, here with f16 feature maps.
+//! let opts = InferenceOptions { batch: 8, storage: FeatureStorage::F16 };
+//! let segmentation = gpu.network().segment_slices(&slices, 4, h, w, opts)?;
+//! # let _ = (loss, segmentation, CudaDevice::new, CudaMsd::shape, InputNorm::identity);
 //! # Ok(())
 //! # }
 //! ```
 
+mod backend;
 mod device;
 mod error;
 mod inference;
@@ -47,6 +51,7 @@ mod launch;
 mod network;
 mod shape;
 
+pub use backend::CudaBackend;
 pub use device::{CudaDevice, device_count, driver_available};
 pub use error::{Error, Result};
 pub use inference::InferenceOptions;
@@ -54,5 +59,5 @@ pub use kernels::{
     ComputeCapability, KernelModule, best_arch_for, compile, compile_options, nvrtc_available,
 };
 pub use launch::{FeatureStorage, MAX_CLASSES};
-pub use network::{CudaMsd, LossReport, LossSpec};
-pub use shape::{AdamConfig, HostParams, InputNorm, NetShape};
+pub use network::CudaMsd;
+pub use shape::{InputNorm, check_config};

@@ -9,7 +9,8 @@ use super::error::{DriverContext, Error, Result};
 use super::launch::{
     self, AdamStep, Batch, FeatureStorage, Features, Head, Layer, LossBackward, Normalisation,
 };
-use super::shape::{AdamConfig, HostParams, InputNorm, NetShape};
+use super::shape::{InputNorm, Layout, check_config, check_params, flatten, unflatten};
+use crate::{AdamConfig, LossConfig, LossValue, MsdConfig, Params};
 
 /// Buffers of one training or evaluation batch, all on the device.
 pub(crate) struct TrainBuffers {
@@ -48,7 +49,7 @@ enum Stage {
 /// device); labels are `[images][h][w]` class indices.
 pub struct CudaMsd {
     pub(crate) dev: Arc<CudaDevice>,
-    pub(crate) shape: NetShape,
+    pub(crate) shape: MsdConfig,
     pub(crate) params: CudaSlice<f32>,
     grads: CudaSlice<f32>,
     adam_m: CudaSlice<f32>,
@@ -88,12 +89,13 @@ impl CudaMsd {
     /// # Errors
     /// [`Error::InvalidArgument`] when `params` or `norm` do not fit `shape`, [`Error::Driver`] when
     /// device memory runs out.
-    pub fn new(dev: Arc<CudaDevice>, shape: NetShape, params: &HostParams, norm: InputNorm) -> Result<Self> {
-        params.check(&shape)?;
-        norm.check(shape.c_in())?;
-        let n = shape.param_len();
+    pub fn new(dev: Arc<CudaDevice>, shape: MsdConfig, params: &Params, norm: InputNorm) -> Result<Self> {
+        check_config(&shape)?;
+        check_params(params, &shape)?;
+        norm.check(shape.input_channels)?;
+        let n = shape.parameter_count();
         let stream = dev.compute_stream().clone();
-        let flat = params.to_flat();
+        let flat = flatten(params);
         let inv_std: Vec<f32> = norm.std.iter().map(|s| 1.0 / s).collect();
         Ok(CudaMsd {
             params: upload(&dev, "uploading parameters", &flat)?,
@@ -104,7 +106,7 @@ impl CudaMsd {
             norm_mean: upload(&dev, "uploading the input normalisation", &norm.mean)?,
             norm_inv_std: upload(&dev, "uploading the input normalisation", &inv_std)?,
             norm,
-            class_weights_dev: stream.alloc_zeros(shape.n_classes()).during("allocating class weights")?,
+            class_weights_dev: stream.alloc_zeros(shape.n_classes).during("allocating class weights")?,
             train: None,
             stage: Stage::Empty,
             infer: None,
@@ -119,7 +121,7 @@ impl CudaMsd {
     }
 
     /// The network's shape.
-    pub fn shape(&self) -> &NetShape {
+    pub fn shape(&self) -> &MsdConfig {
         &self.shape
     }
 
@@ -137,9 +139,9 @@ impl CudaMsd {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `params` does not fit the shape.
-    pub fn set_params(&mut self, params: &HostParams) -> Result<()> {
-        params.check(&self.shape)?;
-        let flat = params.to_flat();
+    pub fn set_params(&mut self, params: &Params) -> Result<()> {
+        check_params(params, &self.shape)?;
+        let flat = flatten(params);
         self.dev.compute_stream().memcpy_htod(&flat, &mut self.params).during("uploading parameters")?;
         self.stage = Stage::Empty;
         Ok(())
@@ -149,9 +151,9 @@ impl CudaMsd {
     ///
     /// # Errors
     /// [`Error::Driver`] when the copy fails (also reports earlier failed kernels).
-    pub fn params(&self) -> Result<HostParams> {
+    pub fn params(&self) -> Result<Params> {
         let flat = download(&self.dev, &self.params, "downloading parameters")?;
-        HostParams::from_flat(&self.shape, &flat)
+        unflatten(&self.shape, &flat)
     }
 
     /// Zeroes the Adam moments and the step count.
@@ -175,7 +177,7 @@ impl CudaMsd {
         w: usize,
     ) -> Result<Batch> {
         let expected = images
-            .checked_mul(self.shape.c_in())
+            .checked_mul(self.shape.input_channels)
             .and_then(|n| n.checked_mul(h))
             .and_then(|n| n.checked_mul(w));
         match expected {
@@ -186,7 +188,7 @@ impl CudaMsd {
                     reason: format!(
                         "input holds {} values; {images} images × {} channels × {h} × {w} expected (all > 0)",
                         input.len(),
-                        self.shape.c_in()
+                        self.shape.input_channels
                     ),
                 });
             }
@@ -206,10 +208,10 @@ impl CudaMsd {
         let sh = &self.shape;
         let plane = batch.plane();
         let px = batch.images * plane;
-        let c_total = sh.c_total();
-        let last_cin = sh.layer_inputs(sh.depth() - 1);
-        let conv_part = launch::weight_grad_rows(batch) * (sh.width() * last_cin * 9 + sh.width());
-        let head_part = launch::head_grad_rows(batch) * (sh.n_classes() * (c_total + 1));
+        let c_total = sh.total_channels();
+        let last_cin = sh.layer_inputs(sh.depth - 1);
+        let conv_part = launch::weight_grad_rows(batch) * (sh.width * last_cin * 9 + sh.width);
+        let head_part = launch::head_grad_rows(batch) * (sh.n_classes * (c_total + 1));
         let stat_part = launch::loss_stat_rows(batch) * launch::LOSS_STATS;
         let s = self.dev.compute_stream();
         let what = "allocating batch buffers";
@@ -220,13 +222,13 @@ impl CudaMsd {
         let feat_len = px.checked_mul(c_total).ok_or_else(too_big)?;
         self.train = Some(TrainBuffers {
             batch,
-            raw: s.alloc_zeros(px * sh.c_in()).during(what)?,
+            raw: s.alloc_zeros(px * sh.input_channels).during(what)?,
             feat: Features::zeros(&self.dev, FeatureStorage::F32, feat_len)?,
             grad: s.alloc_zeros(feat_len).during(what)?,
-            dz: s.alloc_zeros(px * sh.width()).during(what)?,
+            dz: s.alloc_zeros(px * sh.width).during(what)?,
             labels: s.alloc_zeros(px).during(what)?,
-            dlogits: s.alloc_zeros(px * sh.n_classes()).during(what)?,
-            probs: s.alloc_zeros(px * sh.n_classes()).during(what)?,
+            dlogits: s.alloc_zeros(px * sh.n_classes).during(what)?,
+            probs: s.alloc_zeros(px * sh.n_classes).during(what)?,
             partials: s.alloc_zeros(conv_part.max(head_part).max(stat_part)).during(what)?,
             stats: s.alloc_zeros(launch::LOSS_STATS).during(what)?,
             loss_consts: s.alloc_zeros(launch::LOSS_CONSTS).during(what)?,
@@ -255,7 +257,7 @@ impl CudaMsd {
             &t.raw.slice(..),
             &mut t.feat,
             Normalisation { mean: &self.norm_mean, inv_std: &self.norm_inv_std },
-            sh.c_total(),
+            sh.total_channels(),
             batch,
         )?;
         run_layers(dev, sh, &self.params, &mut t.feat, batch)?;
@@ -313,14 +315,14 @@ impl CudaMsd {
     ///
     /// # Errors
     /// [`Error::OutOfOrder`] without a forward pass of the current parameters; [`Error::InvalidArgument`]
-    /// for a wrong label count, a label `>= n_classes` or an invalid [`LossSpec`].
-    pub fn loss(&mut self, labels: &[u8], spec: &LossSpec) -> Result<LossReport> {
+    /// for a wrong label count, a label `>= n_classes` or an invalid [`LossConfig`].
+    pub fn loss(&mut self, labels: &[u8], spec: &LossConfig) -> Result<LossValue> {
         const OP: &str = "loss";
         if !matches!(self.stage, Stage::Forward | Stage::Loss | Stage::Backward) {
             return Err(Error::OutOfOrder { op: OP, needs: "a forward pass with the current parameters" });
         }
-        let k = self.shape.n_classes();
-        spec.check(k)?;
+        let k = self.shape.n_classes;
+        spec.validate(k)?;
         let dev = &*self.dev;
         let t = self.train.as_mut().ok_or(Error::OutOfOrder { op: OP, needs: "a forward pass" })?;
         let batch = t.batch;
@@ -395,23 +397,23 @@ impl CudaMsd {
         )?;
         let rows = launch::head_weight_grad(dev, feat, &t.dlogits, &mut t.partials, head, batch)?;
         {
-            let start = sh.conv_weights_len() + sh.conv_biases_len();
-            let mid = start + sh.head_weights_len();
+            let start = sh.conv_weight_len() + sh.conv_bias_len();
+            let mid = start + sh.head_weight_len();
             let (mut lo, mut hi) = self.grads.split_at_mut(mid);
             let mut weights = lo.slice_mut(start..mid);
             launch::reduce_partials(dev, &t.partials, rows, &mut weights, &mut hi)?;
         }
-        let bias0 = sh.conv_weights_len();
-        for i in (0..sh.depth()).rev() {
+        let bias0 = sh.conv_weight_len();
+        for i in (0..sh.depth).rev() {
             let layer = layer_of(sh, i);
-            let (wo, wl) = (sh.conv_weight_offset(i), sh.conv_weight_len(i));
+            let (wo, wl) = (sh.weight_offset(i), sh.layer_weight_len(i));
             launch::relu_mask(dev, feat, &t.grad, &mut t.dz, layer, batch)?;
             let weight = self.params.slice(wo..wo + wl);
             launch::conv_backward_input(dev, &mut t.grad, &t.dz, &weight, layer, batch)?;
             let rows = launch::conv_weight_grad(dev, feat, &t.dz, &mut t.partials, layer, batch)?;
             let (mut lo, mut hi) = self.grads.split_at_mut(bias0);
             let mut wg = lo.slice_mut(wo..wo + wl);
-            let mut bg = hi.slice_mut(i * sh.width()..(i + 1) * sh.width());
+            let mut bg = hi.slice_mut(i * sh.width..(i + 1) * sh.width);
             launch::reduce_partials(dev, &t.partials, rows, &mut wg, &mut bg)?;
         }
         self.stage = Stage::Backward;
@@ -422,11 +424,11 @@ impl CudaMsd {
     ///
     /// # Errors
     /// [`Error::OutOfOrder`] before any backward pass.
-    pub fn gradients(&self) -> Result<HostParams> {
+    pub fn gradients(&self) -> Result<Params> {
         if !matches!(self.stage, Stage::Backward | Stage::Stepped) {
             return Err(Error::OutOfOrder { op: "gradients", needs: "a backward pass" });
         }
-        HostParams::from_flat(&self.shape, &download(&self.dev, &self.grads, "downloading gradients")?)
+        unflatten(&self.shape, &download(&self.dev, &self.grads, "downloading gradients")?)
     }
 
     /// Downloads the loss gradient with respect to every feature channel, `[images][c_total][h][w]`
@@ -490,15 +492,9 @@ impl CudaMsd {
     ///
     /// # Errors
     /// [`Error::Driver`] when the download fails.
-    pub fn optimizer_state(&self) -> Result<(u64, HostParams, HostParams)> {
-        let m = HostParams::from_flat(
-            &self.shape,
-            &download(&self.dev, &self.adam_m, "downloading Adam state")?,
-        )?;
-        let v = HostParams::from_flat(
-            &self.shape,
-            &download(&self.dev, &self.adam_v, "downloading Adam state")?,
-        )?;
+    pub fn optimizer_state(&self) -> Result<(u64, Params, Params)> {
+        let m = unflatten(&self.shape, &download(&self.dev, &self.adam_m, "downloading Adam state")?)?;
+        let v = unflatten(&self.shape, &download(&self.dev, &self.adam_v, "downloading Adam state")?)?;
         Ok((self.adam_t, m, v))
     }
 
@@ -506,12 +502,12 @@ impl CudaMsd {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when a moment does not fit the shape.
-    pub fn set_optimizer_state(&mut self, step: u64, m: &HostParams, v: &HostParams) -> Result<()> {
-        m.check(&self.shape)?;
-        v.check(&self.shape)?;
+    pub fn set_optimizer_state(&mut self, step: u64, m: &Params, v: &Params) -> Result<()> {
+        check_params(m, &self.shape)?;
+        check_params(v, &self.shape)?;
         let s = self.dev.compute_stream();
-        s.memcpy_htod(&m.to_flat(), &mut self.adam_m).during("uploading Adam state")?;
-        s.memcpy_htod(&v.to_flat(), &mut self.adam_v).during("uploading Adam state")?;
+        s.memcpy_htod(&flatten(m), &mut self.adam_m).during("uploading Adam state")?;
+        s.memcpy_htod(&flatten(v), &mut self.adam_v).during("uploading Adam state")?;
         self.adam_t = step;
         Ok(())
     }
@@ -526,9 +522,9 @@ impl CudaMsd {
         input: &[f32],
         labels: &[u8],
         batch: [usize; 3],
-        spec: &LossSpec,
+        spec: &LossConfig,
         adam: &AdamConfig,
-    ) -> Result<LossReport> {
+    ) -> Result<LossValue> {
         let [images, h, w] = batch;
         self.forward(input, images, h, w)?;
         let report = self.loss(labels, spec)?;
@@ -536,50 +532,6 @@ impl CudaMsd {
         self.adam_step(adam)?;
         Ok(report)
     }
-}
-
-/// The training loss: which terms and how they are weighted (the CPU path's `LossConfig`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LossSpec {
-    /// One weight per class; `None` weighs all classes 1.
-    pub class_weights: Option<Vec<f32>>,
-    /// Weight of the soft-Dice term `1 − mean_{k ≥ 1} Dice_k` (0: plain cross-entropy).
-    pub dice_weight: f32,
-}
-
-impl LossSpec {
-    /// Checks the weights against `n_classes`: finite, non-negative, not all zero.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] saying what is wrong.
-    pub fn check(&self, n_classes: usize) -> Result<()> {
-        let bad = |reason: String| Err(Error::InvalidArgument { op: "LossSpec::check", reason });
-        if let Some(w) = &self.class_weights {
-            if w.len() != n_classes {
-                return bad(format!("{} class weights for {n_classes} classes", w.len()));
-            }
-            if w.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || w.iter().all(|v| *v == 0.0) {
-                return bad(format!("class weights {w:?} must be finite, non-negative and not all 0"));
-            }
-        }
-        if !(self.dice_weight.is_finite() && self.dice_weight >= 0.0) {
-            return bad(format!("dice weight {} must be finite and non-negative", self.dice_weight));
-        }
-        Ok(())
-    }
-}
-
-/// The loss of one batch.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub struct LossReport {
-    /// The total loss (what is minimised).
-    pub loss: f64,
-    /// The class-weighted cross-entropy part.
-    pub cross_entropy: f64,
-    /// Mean soft Dice of the foreground classes (reported even when not in the loss).
-    pub soft_dice: f64,
-    /// Pixels in the batch.
-    pub pixels: usize,
 }
 
 /// Turns the reduced loss statistics into the report and the constants of the gradient kernel,
@@ -590,7 +542,7 @@ fn loss_from_stats(
     dice_weight: f32,
     k: usize,
     pixels: usize,
-) -> (LossReport, Vec<f32>) {
+) -> (LossValue, Vec<f32>) {
     let mc = launch::MAX_CLASSES;
     let st = |i: usize| f64::from(stats[i]);
     let inter: Vec<f64> = (0..k).map(|c| st(1 + c)).collect();
@@ -610,7 +562,7 @@ fn loss_from_stats(
         consts[1 + c] = (-lambda / fg * 2.0 / den) as f32;
         consts[1 + mc + c] = (lambda / fg * 2.0 * (inter[c] + eps / 2.0) / (den * den)) as f32;
     }
-    (LossReport { loss: ce + lambda * (1.0 - soft_dice), cross_entropy: ce, soft_dice, pixels }, consts)
+    (LossValue { loss: ce + lambda * (1.0 - soft_dice), cross_entropy: ce, soft_dice, pixels }, consts)
 }
 
 /// Copies a device buffer to a new host vector and waits for it.
@@ -627,35 +579,35 @@ pub(crate) fn download<T: cudarc::driver::DeviceRepr + Default + Clone>(
 
 /// The head's weight and bias views in the flat parameter vector.
 pub(crate) fn head_views<'a>(
-    sh: &NetShape,
+    sh: &MsdConfig,
     params: &'a CudaSlice<f32>,
 ) -> (cudarc::driver::CudaView<'a, f32>, cudarc::driver::CudaView<'a, f32>) {
-    let start = sh.conv_weights_len() + sh.conv_biases_len();
-    let mid = start + sh.head_weights_len();
-    (params.slice(start..mid), params.slice(mid..mid + sh.n_classes()))
+    let start = sh.conv_weight_len() + sh.conv_bias_len();
+    let mid = start + sh.head_weight_len();
+    (params.slice(start..mid), params.slice(mid..mid + sh.n_classes))
 }
 
-pub(crate) fn head_of(sh: &NetShape) -> Head {
-    Head { c_total: sh.c_total(), n_classes: sh.n_classes() }
+pub(crate) fn head_of(sh: &MsdConfig) -> Head {
+    Head { c_total: sh.total_channels(), n_classes: sh.n_classes }
 }
 
-pub(crate) fn layer_of(sh: &NetShape, i: usize) -> Layer {
-    Layer { cin: sh.layer_inputs(i), width: sh.width(), c_total: sh.c_total(), dil: sh.dilations()[i] }
+pub(crate) fn layer_of(sh: &MsdConfig, i: usize) -> Layer {
+    Layer { cin: sh.layer_inputs(i), width: sh.width, c_total: sh.total_channels(), dil: sh.dilations[i] }
 }
 
 /// Runs every 3×3 layer over `feat` (channels `0..c_in` already filled).
 pub(crate) fn run_layers(
     dev: &CudaDevice,
-    sh: &NetShape,
+    sh: &MsdConfig,
     params: &CudaSlice<f32>,
     feat: &mut Features,
     batch: Batch,
 ) -> Result<()> {
-    let bias0 = sh.conv_weights_len();
-    for i in 0..sh.depth() {
-        let wo = sh.conv_weight_offset(i);
-        let weight = params.slice(wo..wo + sh.conv_weight_len(i));
-        let bias = params.slice(bias0 + i * sh.width()..bias0 + (i + 1) * sh.width());
+    let bias0 = sh.conv_weight_len();
+    for i in 0..sh.depth {
+        let wo = sh.weight_offset(i);
+        let weight = params.slice(wo..wo + sh.layer_weight_len(i));
+        let bias = params.slice(bias0 + i * sh.width..bias0 + (i + 1) * sh.width);
         launch::conv_forward(dev, feat, &weight, &bias, layer_of(sh, i), batch)?;
     }
     Ok(())
