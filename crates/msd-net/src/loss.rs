@@ -95,7 +95,7 @@ pub(crate) fn loss_and_grad(
     dlogits: &mut [f32],
 ) -> Result<LossValue> {
     let px = labels.len();
-    if hw == 0 || px % hw != 0 {
+    if hw == 0 || !px.is_multiple_of(hw) {
         return Err(Error::len("labels", hw, px));
     }
     if probs.len() != px * n_classes || dlogits.len() != probs.len() {

@@ -106,6 +106,7 @@ fn forward_rows(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn backward_channel(
     isa: Isa,
     gpre: &[f32],

@@ -90,7 +90,7 @@ pub fn backward<T: Real>(
         for o in 0..config.width {
             let ch = cin + o;
             for p in 0..hw {
-                if !(features[ch * hw + p] > T::default()) {
+                if features[ch * hw + p] <= T::default() {
                     grads[ch * hw + p] = T::default();
                 }
             }

@@ -1,0 +1,149 @@
+//! Training data: CT volumes in HU with their label volumes, cut into axial slices or 2.5D slabs.
+use msd_io::{LabelVolume, Volume};
+use ndarray::Array3;
+
+use crate::resample::{resample_labels, resample_plane, resampled_len};
+use crate::{Error, Result};
+
+/// One CT volume and its labels, resampled in-plane to the dataset's pixel spacing.
+#[derive(Debug, Clone)]
+struct Case {
+    ct: Array3<f32>,
+    labels: Array3<u8>,
+}
+
+/// Where a training sample comes from: a case and an axial slice index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SliceRef {
+    /// Index of the case, in the order cases were added.
+    pub case: usize,
+    /// Axial slice (z index).
+    pub z: usize,
+}
+
+/// CT / label pairs for training, sampled as axial slices (one input channel) or 2.5D slabs
+/// (`2k + 1` channels: the slice and `k` neighbours on each side, edge slices repeated).
+///
+/// Every case is resampled in-plane to one pixel spacing (the first case's, or the one given to
+/// [`Dataset::with_pixel_spacing`]); labels by nearest neighbour, CT bilinearly.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    input_channels: usize,
+    pixel_spacing_mm: Option<[f64; 2]>,
+    cases: Vec<Case>,
+    originals: Vec<Volume<f32>>,
+    n_classes: usize,
+}
+
+impl Dataset {
+    /// An empty dataset giving `input_channels` (odd: 1, 3, 5, ...) channels per sample.
+    pub fn new(input_channels: usize) -> Result<Self> {
+        if input_channels == 0 || input_channels.is_multiple_of(2) {
+            return Err(Error::InvalidInput {
+                what: format!(
+                    "input_channels {input_channels} must be odd (the slice and k neighbours on each side)"
+                ),
+            });
+        }
+        Ok(Dataset {
+            input_channels,
+            pixel_spacing_mm: None,
+            cases: Vec::new(),
+            originals: Vec::new(),
+            n_classes: 2,
+        })
+    }
+
+    /// Fixes the in-plane pixel spacing `(columns, rows)` in mm that cases are resampled to.
+    pub fn with_pixel_spacing(mut self, spacing_mm: [f64; 2]) -> Result<Self> {
+        if !spacing_mm.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err(Error::InvalidInput { what: format!("pixel spacing {spacing_mm:?} mm") });
+        }
+        self.pixel_spacing_mm = Some(spacing_mm);
+        Ok(self)
+    }
+
+    /// Adds a CT volume (HU) and its label volume, which must share its grid.
+    pub fn add(&mut self, ct: &Volume<f32>, labels: &LabelVolume) -> Result<()> {
+        ct.check_same_grid(labels, 1e-3)?;
+        let [sx, sy, _] = ct.geometry().spacing();
+        let target = *self.pixel_spacing_mm.get_or_insert([sx, sy]);
+        let [nz, ny, nx] = ct.shape();
+        let (ox, oy) = (resampled_len(nx, sx, target[0]), resampled_len(ny, sy, target[1]));
+        let (cs, rs) = (target[0] / sx, target[1] / sy);
+        let mut ct_out = Array3::<f32>::zeros((nz, oy, ox));
+        let mut lb_out = Array3::<u8>::zeros((nz, oy, ox));
+        for z in 0..nz {
+            let plane: Vec<f32> = ct.data().index_axis(ndarray::Axis(0), z).iter().copied().collect();
+            let lplane: Vec<u8> = labels.data().index_axis(ndarray::Axis(0), z).iter().copied().collect();
+            let r = resample_plane(&plane, ny, nx, oy, ox, rs, cs);
+            let l = resample_labels(&lplane, ny, nx, oy, ox, rs, cs);
+            ct_out.index_axis_mut(ndarray::Axis(0), z).iter_mut().zip(r).for_each(|(d, s)| *d = s);
+            lb_out.index_axis_mut(ndarray::Axis(0), z).iter_mut().zip(l).for_each(|(d, s)| *d = s);
+        }
+        let max_label = lb_out.iter().copied().max().unwrap_or(0) as usize;
+        self.n_classes = self.n_classes.max(max_label + 1);
+        self.cases.push(Case { ct: ct_out, labels: lb_out });
+        self.originals.push(ct.clone());
+        Ok(())
+    }
+
+    /// Input channels per sample.
+    pub fn input_channels(&self) -> usize {
+        self.input_channels
+    }
+
+    /// The in-plane pixel spacing `(columns, rows)` in mm of the samples (`None` while empty).
+    pub fn pixel_spacing_mm(&self) -> Option<[f64; 2]> {
+        self.pixel_spacing_mm
+    }
+
+    /// Classes seen in the labels (at least 2: the largest label + 1).
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    /// Number of cases.
+    pub fn cases(&self) -> usize {
+        self.cases.len()
+    }
+
+    /// Every sample (all axial slices of all cases), in order.
+    pub fn slices(&self) -> Vec<SliceRef> {
+        self.cases
+            .iter()
+            .enumerate()
+            .flat_map(|(case, c)| (0..c.ct.dim().0).map(move |z| SliceRef { case, z }))
+            .collect()
+    }
+
+    /// The CT volumes as added (for the normalisation statistics).
+    pub fn volumes(&self) -> impl Iterator<Item = &Volume<f32>> {
+        self.originals.iter()
+    }
+
+    /// Shape `(rows, columns)` of a sample.
+    pub fn slice_shape(&self, s: SliceRef) -> (usize, usize) {
+        let (_, h, w) = self.cases[s.case].ct.dim();
+        (h, w)
+    }
+
+    /// The HU input `[channels][rows][cols]` (crop `y0..y0+h`, `x0..x0+w`) and its labels.
+    pub(crate) fn crop(&self, s: SliceRef, y0: usize, x0: usize, h: usize, w: usize) -> (Vec<f32>, Vec<u8>) {
+        let case = &self.cases[s.case];
+        let nz = case.ct.dim().0 as isize;
+        let k = (self.input_channels / 2) as isize;
+        let mut input = Vec::with_capacity(self.input_channels * h * w);
+        for dz in -k..=k {
+            let z = (s.z as isize + dz).clamp(0, nz - 1) as usize;
+            for y in y0..y0 + h {
+                input.extend((x0..x0 + w).map(|x| case.ct[[z, y, x]]));
+            }
+        }
+        let mut labels = Vec::with_capacity(h * w);
+        for y in y0..y0 + h {
+            labels.extend((x0..x0 + w).map(|x| case.labels[[s.z, y, x]]));
+        }
+        (input, labels)
+    }
+}

@@ -1,0 +1,282 @@
+//! A trained model: architecture, weights, normalisation, class names, the pixel spacing it was
+//! trained at and provenance, stored as one safetensors file with JSON metadata.
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::{AdamState, Error, MsdConfig, Normalization, Params, Result};
+
+/// The metadata key holding the model's JSON description.
+const META_KEY: &str = "msd_net";
+/// Version of the file layout written by this crate.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+
+/// A trained (or freshly initialised) MSDnet with everything needed to apply it to a scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    /// The architecture.
+    pub config: MsdConfig,
+    /// The weights.
+    pub params: Params,
+    /// How HU values become network input.
+    pub normalization: Normalization,
+    /// One name per class (`["background", "bone"]`).
+    pub class_names: Vec<String>,
+    /// In-plane pixel spacing `(columns, rows)` in mm of the images the model was trained on;
+    /// inference resamples scans to it.
+    pub pixel_spacing_mm: [f64; 2],
+    /// Free-form training provenance (data, epochs, losses, software version, ...).
+    pub provenance: BTreeMap<String, String>,
+}
+
+/// What the model file's JSON metadata holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ModelMeta {
+    format_version: u32,
+    config: MsdConfig,
+    normalization: Normalization,
+    class_names: Vec<String>,
+    pixel_spacing_mm: [f64; 2],
+    provenance: BTreeMap<String, String>,
+}
+
+impl Model {
+    /// A model with freshly initialised weights ([`Params::init`]), the default class names
+    /// (`background`, `class1`, ...) and 1 mm pixels.
+    pub fn new(config: MsdConfig, normalization: Normalization, seed: u64) -> Result<Self> {
+        let params = Params::init(&config, seed)?;
+        let class_names = (0..config.n_classes)
+            .map(|k| if k == 0 { "background".to_string() } else { format!("class{k}") })
+            .collect();
+        let mut provenance = BTreeMap::new();
+        provenance.insert("software".into(), format!("msd-net {}", env!("CARGO_PKG_VERSION")));
+        Ok(Model { config, params, normalization, class_names, pixel_spacing_mm: [1.0, 1.0], provenance })
+    }
+
+    /// Checks that all parts agree: a valid config, parameters of its shape and finite,
+    /// one class name per class, a usable normalisation and a positive pixel spacing.
+    pub fn validate(&self) -> Result<()> {
+        self.config.validate()?;
+        self.params.check_shape(&self.config)?;
+        self.params.check_finite()?;
+        self.normalization.validate()?;
+        if self.class_names.len() != self.config.n_classes {
+            return Err(Error::InvalidInput {
+                what: format!("{} class names for {} classes", self.class_names.len(), self.config.n_classes),
+            });
+        }
+        if !self.pixel_spacing_mm.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err(Error::InvalidInput {
+                what: format!("pixel spacing {:?} mm", self.pixel_spacing_mm),
+            });
+        }
+        Ok(())
+    }
+
+    fn meta(&self) -> ModelMeta {
+        ModelMeta {
+            format_version: MODEL_FORMAT_VERSION,
+            config: self.config.clone(),
+            normalization: self.normalization,
+            class_names: self.class_names.clone(),
+            pixel_spacing_mm: self.pixel_spacing_mm,
+            provenance: self.provenance.clone(),
+        }
+    }
+
+    /// Writes the model as safetensors (tensors `conv_weights` `[n]`, `conv_biases`
+    /// `[depth, width]`, `final_weights` `[n_classes, total_channels]`, `final_biases`
+    /// `[n_classes]`, all F32, metadata key `msd_net` with the JSON description). The write is
+    /// atomic: a temporary file in the same folder, renamed over `path`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.validate()?;
+        let meta = serde_json::to_string(&self.meta())
+            .map_err(|e| Error::Metadata { path: path.as_ref().into(), what: e.to_string() })?;
+        write_tensors(
+            path.as_ref(),
+            &tensor_list(&self.config, &self.params, ""),
+            vec![(META_KEY.into(), meta)],
+        )
+    }
+
+    /// Reads a model written by [`Model::save`], checking every tensor's presence, dtype, shape
+    /// and finiteness against the metadata.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::Format { path: path.into(), what: e.to_string() })?;
+        let meta_json = read_meta(path, &bytes)?;
+        let meta_json = meta_json.get(META_KEY).ok_or_else(|| Error::Metadata {
+            path: path.into(),
+            what: format!("no `{META_KEY}` metadata entry"),
+        })?;
+        let meta: ModelMeta = serde_json::from_str(meta_json)
+            .map_err(|e| Error::Metadata { path: path.into(), what: format!("`{META_KEY}` JSON: {e}") })?;
+        if meta.format_version != MODEL_FORMAT_VERSION {
+            return Err(Error::Metadata {
+                path: path.into(),
+                what: format!(
+                    "format version {} (this build reads {MODEL_FORMAT_VERSION})",
+                    meta.format_version
+                ),
+            });
+        }
+        meta.config.validate().map_err(|e| Error::Metadata { path: path.into(), what: e.to_string() })?;
+        let params = read_params(path, &st, &meta.config, "")?;
+        let model = Model {
+            config: meta.config,
+            params,
+            normalization: meta.normalization,
+            class_names: meta.class_names,
+            pixel_spacing_mm: meta.pixel_spacing_mm,
+            provenance: meta.provenance,
+        };
+        model.validate().map_err(|e| match e {
+            Error::NonFinite { name, index, .. } => Error::NonFinite { path: path.into(), name, index },
+            other => Error::Metadata { path: path.into(), what: other.to_string() },
+        })?;
+        Ok(model)
+    }
+}
+
+/// The parameter tensors with their names (prefixed) and shapes.
+fn tensor_list<'a>(config: &MsdConfig, p: &'a Params, prefix: &str) -> Vec<(String, Vec<usize>, &'a [f32])> {
+    vec![
+        (format!("{prefix}conv_weights"), vec![config.conv_weight_len()], &p.conv_weights),
+        (format!("{prefix}conv_biases"), vec![config.depth, config.width], &p.conv_biases),
+        (format!("{prefix}final_weights"), vec![config.n_classes, config.total_channels()], &p.final_weights),
+        (format!("{prefix}final_biases"), vec![config.n_classes], &p.final_biases),
+    ]
+}
+
+/// Serialises tensors plus metadata and writes them atomically.
+pub(crate) fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, &[f32])],
+    meta: Vec<(String, String)>,
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            TensorView::new(Dtype::F32, shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Format { path: path.into(), what: e.to_string() })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta: HashMap<String, String> = meta.into_iter().collect();
+    let data = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::Format { path: path.into(), what: e.to_string() })?;
+    write_atomic(path, &data)
+}
+
+/// Writes `data` to a temporary file beside `path`, syncs it and renames it over `path`.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+    tmp.write_all(data).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// The metadata map of a safetensors buffer.
+pub(crate) fn read_meta(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::Format { path: path.into(), what: e.to_string() })?;
+    meta.metadata()
+        .clone()
+        .ok_or_else(|| Error::Metadata { path: path.into(), what: "the file has no metadata".into() })
+}
+
+/// Reads one F32 tensor of the expected shape, checking that it is finite.
+pub(crate) fn read_tensor(
+    path: &Path,
+    st: &SafeTensors<'_>,
+    name: &str,
+    shape: &[usize],
+) -> Result<Vec<f32>> {
+    let view = st.tensor(name).map_err(|_| Error::MissingTensor { path: path.into(), name: name.into() })?;
+    if view.dtype() != Dtype::F32 || view.shape() != shape {
+        return Err(Error::TensorShape {
+            path: path.into(),
+            name: name.into(),
+            expected: shape.to_vec(),
+            found: view.shape().to_vec(),
+            dtype: format!("{:?}", view.dtype()),
+        });
+    }
+    let v: Vec<f32> =
+        view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("chunk of 4"))).collect();
+    if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::NonFinite { path: path.into(), name: name.into(), index });
+    }
+    Ok(v)
+}
+
+/// Reads the four parameter tensors (names prefixed by `prefix`).
+pub(crate) fn read_params(
+    path: &Path,
+    st: &SafeTensors<'_>,
+    config: &MsdConfig,
+    prefix: &str,
+) -> Result<Params> {
+    let mut p = Params::zeros(config);
+    let shapes: Vec<(String, Vec<usize>)> =
+        tensor_list(config, &Params::zeros(config), prefix).into_iter().map(|(n, s, _)| (n, s)).collect();
+    for (target, (name, shape)) in p.vectors_mut().into_iter().zip(shapes) {
+        *target = read_tensor(path, st, &name, &shape)?;
+    }
+    Ok(p)
+}
+
+/// Writes model parameters plus Adam moments and extra metadata (a training checkpoint).
+pub(crate) fn write_checkpoint(
+    path: &Path,
+    model: &Model,
+    best: &Params,
+    adam: &AdamState,
+    state_json: String,
+) -> Result<()> {
+    model.validate()?;
+    let mut tensors = tensor_list(&model.config, &model.params, "");
+    tensors.extend(tensor_list(&model.config, best, "best."));
+    tensors.extend(tensor_list(&model.config, &adam.m, "adam_m."));
+    tensors.extend(tensor_list(&model.config, &adam.v, "adam_v."));
+    let meta = serde_json::to_string(&model.meta())
+        .map_err(|e| Error::Metadata { path: path.into(), what: e.to_string() })?;
+    write_tensors(
+        path,
+        &tensors,
+        vec![
+            (META_KEY.into(), meta),
+            ("train_state".into(), state_json),
+            ("adam_step".into(), adam.step.to_string()),
+        ],
+    )
+}
+
+/// Reads a checkpoint written by [`write_checkpoint`]: model, Adam state and the training state JSON.
+pub(crate) fn read_checkpoint(path: &Path) -> Result<(Model, Params, AdamState, String)> {
+    let model = Model::load(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::Format { path: path.into(), what: e.to_string() })?;
+    let meta = read_meta(path, &bytes)?;
+    let bad = |what: &str| Error::Metadata { path: path.into(), what: what.into() };
+    let step: u64 = meta.get("adam_step").and_then(|s| s.parse().ok()).ok_or_else(|| bad("no adam_step"))?;
+    let state = meta.get("train_state").cloned().ok_or_else(|| bad("no train_state"))?;
+    let m = read_params(path, &st, &model.config, "adam_m.")?;
+    let v = read_params(path, &st, &model.config, "adam_v.")?;
+    let best = read_params(path, &st, &model.config, "best.")?;
+    Ok((model, best, AdamState { step, m, v }, state))
+}
