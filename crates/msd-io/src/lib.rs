@@ -10,7 +10,7 @@
 //!
 //! The entry points are [`read_volume`] (any supported format, as `f32`), [`read_labels`] (integer
 //! label files) and [`write_volume`] (NIfTI-1 or NRRD by extension, written atomically). The
-//! [`nifti`] and [`nrrd`] modules hold the format-specific options.
+//! [`dicom`], [`nifti`] and [`nrrd`] modules hold the format-specific options.
 //!
 //! # Example
 //!
@@ -32,6 +32,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod atomic_file;
+pub mod dicom;
 mod error;
 mod format;
 mod geometry;
@@ -59,7 +60,7 @@ pub fn read_volume(path: impl AsRef<Path>) -> Result<Volume<f32>> {
     match detect(path)? {
         Format::Nifti => nifti::read(path),
         Format::Nrrd => nrrd::read(path),
-        other => Err(Error::Unsupported { path: path.to_path_buf(), what: format!("{other:?} input") }),
+        Format::Dicom => dicom::read(path),
     }
 }
 

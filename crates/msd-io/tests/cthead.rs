@@ -1,4 +1,5 @@
 //! The shared CThead volumes read with the geometry their `meta.json` records.
+#![allow(clippy::needless_range_loop)] // index loops over 3-vectors read like the formulas
 use std::path::PathBuf;
 
 fn cthead(name: &str) -> PathBuf {

@@ -1,4 +1,5 @@
 //! Property tests: volumes written as NIfTI-1 or NRRD read back identical, geometry included.
+#![allow(clippy::needless_range_loop)] // index loops over 3-vectors read like the formulas
 use msd_io::{Geometry, Volume, VoxelType};
 use ndarray::Array3;
 use proptest::prelude::*;
