@@ -61,7 +61,7 @@ pub enum Error {
     },
     /// A configuration, parameter set or loss setting the crate rejects.
     #[error(transparent)]
-    Net(#[from] crate::Error),
+    Net(Box<crate::Error>),
     /// An operation that needs an earlier step (e.g. backward before any forward pass).
     #[error("{op} needs {needs} first")]
     OutOfOrder {
@@ -87,8 +87,14 @@ impl<T> DriverContext<T> for std::result::Result<T, DriverError> {
 impl From<Error> for crate::Error {
     fn from(e: Error) -> Self {
         match e {
-            Error::Net(inner) => inner,
+            Error::Net(inner) => *inner,
             other => crate::Error::Backend { backend: "cuda".to_owned(), what: other.to_string() },
         }
+    }
+}
+
+impl From<crate::Error> for Error {
+    fn from(e: crate::Error) -> Self {
+        Error::Net(Box::new(e))
     }
 }
