@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let p = [0, 1, 2].map(|k| head.head_centre[k] + c.direction[k] * r);
         let i = head.ct.geometry().world_to_index(p);
         let [nz, ny, nx] = head.ct.shape();
-        [(i[0].round().max(0.0) as usize).min(nx - 1), (i[1].round().max(0.0) as usize).min(ny - 1), (i[2].round().max(0.0) as usize).min(nz - 1)]
+        [
+            (i[0].round().max(0.0) as usize).min(nx - 1),
+            (i[1].round().max(0.0) as usize).min(ny - 1),
+            (i[2].round().max(0.0) as usize).min(nz - 1),
+        ]
     });
     for path in write_previews(&out, "phantom", &head.ct, at, &overlays, &PreviewOptions::default())? {
         println!("wrote {}", path.display());

@@ -18,6 +18,18 @@ pub enum Error {
     /// A metric could not be computed.
     #[error(transparent)]
     Metrics(#[from] msd_metrics::Error),
+    /// Training or applying the network failed.
+    #[error(transparent)]
+    Net(#[from] msd_net::Error),
+    /// Something failed for one case of a set; the case is named.
+    #[error("case {case}")]
+    Case {
+        /// The case's name.
+        case: String,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// A parameter is outside what the workflow can use; the message names it and its value.
     #[error("invalid configuration: {what}")]
     InvalidConfig {

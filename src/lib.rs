@@ -18,6 +18,10 @@
 //! | [`baseline`] | the global-threshold baseline and connected-component clean-up |
 //! | [`surface`](mod@surface) | label volume → cleaned, watertight skull mesh |
 //! | [`evaluation`] | Dice and surface distances between label volumes and/or meshes |
+//! | [`loss_curve`] | a training run's loss curve as CSV and PNG |
+//! | [`atomic`] | atomic file writes (temporary file, then rename) |
+//! | [`demo`] | the whole workflow on synthetic heads, MSDnet vs the threshold baseline |
+//! | [`training`] | training sets from CT + labels or CT + meshes; train and segment |
 #![deny(missing_docs)]
 
 pub use msd_geom as geom;
@@ -25,13 +29,18 @@ pub use msd_io as io;
 pub use msd_metrics as metrics;
 pub use msd_net as net;
 
+pub mod atomic;
 pub mod baseline;
+pub mod demo;
 mod error;
 pub mod evaluation;
+pub mod loss_curve;
 pub mod phantom;
 pub mod preview;
 pub mod surface;
+pub mod training;
 
 pub use error::{Error, Result};
 pub use evaluation::{Shape, evaluate};
 pub use surface::surface;
+pub use training::{TrainingSet, segment, train};

@@ -1,0 +1,250 @@
+//! The command line: every subcommand and its options (clap derive).
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// CT skull segmentation for cranial implants: from a CT scan to a printable skull STL and an
+/// evaluation report.
+#[derive(Debug, Parser)]
+#[command(name = "msd", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Print nothing but results and errors (no progress bars).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a DICOM folder, NIfTI, NRRD or mesh file holds.
+    Info(InfoArgs),
+    /// Convert a DICOM folder or file, NIfTI or NRRD to NIfTI or NRRD, geometry kept.
+    Convert(ConvertArgs),
+    /// Train an MSDnet on CT scans paired with label volumes or gold-standard meshes.
+    Train(TrainArgs),
+    /// Segment the skull in a CT scan with a trained model.
+    Segment(SegmentArgs),
+    /// Turn a label volume into a cleaned, watertight surface mesh.
+    Mesh(MeshArgs),
+    /// Turn a closed mesh into a label volume on a CT's grid.
+    Label(LabelArgs),
+    /// Evaluate segmentations against references: Dice, MAD, HD95, whole skull and in a region.
+    Eval(EvalArgs),
+    /// The global-threshold baseline: bone is every voxel at or above a HU level.
+    Threshold(ThresholdArgs),
+    /// Run the whole workflow on synthetic head CTs: train, segment, mesh, evaluate, compare.
+    Demo(DemoArgs),
+}
+
+/// `msd info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A DICOM folder or file, a NIfTI (.nii, .nii.gz) or NRRD (.nrrd, .nhdr) volume, or a mesh
+    /// (.stl, .ply, .obj).
+    pub path: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `msd convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The input volume: DICOM folder or file, NIfTI or NRRD.
+    pub input: PathBuf,
+    /// The output: .nii, .nii.gz or .nrrd.
+    pub output: PathBuf,
+    /// The DICOM series to convert where the folder holds several (`msd info` lists their UIDs).
+    #[arg(long)]
+    pub series: Option<String>,
+    /// Treat the input as a label volume (written as 8-bit labels).
+    #[arg(long)]
+    pub labels: bool,
+}
+
+/// `msd train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A training CT; give one per case, each followed by its --labels or --meshes.
+    #[arg(long = "ct", value_name = "CT", required = true)]
+    pub ct: Vec<PathBuf>,
+    /// The label volume of the CT before it (on the CT's grid).
+    #[arg(long, value_name = "LABELS")]
+    pub labels: Vec<PathBuf>,
+    /// The gold-standard mesh (LPS mm) of the CT before it; voxelised onto its grid.
+    #[arg(long, value_name = "MESH")]
+    pub meshes: Vec<PathBuf>,
+    /// Add this many synthetic head phantoms to the training set.
+    #[arg(long, default_value_t = 0)]
+    pub synthetic: usize,
+    /// Where to write the model (safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Stop after this many minutes (the best model so far is kept).
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// Maximum number of epochs.
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    /// Seed for initialisation, sampling and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Continue from the checkpoint left by an interrupted run with the same --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Network depth (layers).
+    #[arg(long, default_value_t = 60)]
+    pub depth: usize,
+    /// Input channels: 1 (2D) or 2k+1 (the slice and k neighbours on each side).
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+    /// Images per optimiser step.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Side of the square training crops in pixels.
+    #[arg(long, default_value_t = 128)]
+    pub patch: usize,
+    /// Fraction of slices held back for validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub validation: f32,
+}
+
+/// The slice orientations a volume is segmented along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Axes {
+    /// Axial slices only.
+    Axial,
+    /// Axial, coronal and sagittal passes, probabilities averaged.
+    All,
+}
+
+/// `msd segment`.
+#[derive(Debug, Args)]
+pub struct SegmentArgs {
+    /// The trained model (safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The CT scan: DICOM folder or file, NIfTI or NRRD.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The label volume to write: .nii, .nii.gz or .nrrd.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the skull surface (.stl, .ply, .obj).
+    #[arg(long)]
+    pub mesh: Option<PathBuf>,
+    /// Write axial, coronal and sagittal preview PNGs into this folder.
+    #[arg(long)]
+    pub preview: Option<PathBuf>,
+    /// A reference label volume or mesh drawn (green) in the previews.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Slice orientations.
+    #[arg(long, value_enum, default_value_t = Axes::Axial)]
+    pub axes: Axes,
+    /// Also write the skull probability volume here.
+    #[arg(long)]
+    pub probabilities: Option<PathBuf>,
+}
+
+/// `msd mesh`.
+#[derive(Debug, Args)]
+pub struct MeshArgs {
+    /// The label volume (non-zero voxels are the object).
+    pub labels: PathBuf,
+    /// The mesh to write (.stl, .ply, .obj).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep only this many largest connected components (0: all).
+    #[arg(long, default_value_t = 1)]
+    pub keep: usize,
+    /// Drop components with fewer triangles than this.
+    #[arg(long, default_value_t = 50)]
+    pub min_triangles: usize,
+    /// Mesh only voxels of this label value (default: every non-zero voxel).
+    #[arg(long)]
+    pub label: Option<u8>,
+}
+
+/// `msd label`.
+#[derive(Debug, Args)]
+pub struct LabelArgs {
+    /// A closed mesh (.stl, .ply, .obj) in LPS mm.
+    pub mesh: PathBuf,
+    /// The CT whose grid the labels are made on.
+    #[arg(long)]
+    pub like: PathBuf,
+    /// The label volume to write (.nii, .nii.gz, .nrrd).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Accept a mesh that is not closed (inside is then decided by winding-number voting).
+    #[arg(long)]
+    pub allow_open: bool,
+}
+
+/// `msd eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A predicted label volume or mesh; repeat for several cases (paired with --ref in order).
+    #[arg(long = "pred", value_name = "PRED", required = true)]
+    pub pred: Vec<PathBuf>,
+    /// A reference label volume or mesh, one per --pred.
+    #[arg(long = "ref", value_name = "REF", required = true)]
+    pub reference: Vec<PathBuf>,
+    /// A region mask (e.g. defect_region.nii.gz) for the metrics near the defect; one for all
+    /// cases or one per case.
+    #[arg(long)]
+    pub region: Vec<PathBuf>,
+    /// Write the report as JSON here ("-" for standard output instead of the table).
+    #[arg(long, value_name = "OUT")]
+    pub json: Option<PathBuf>,
+    /// Write the report as CSV here.
+    #[arg(long, value_name = "OUT")]
+    pub csv: Option<PathBuf>,
+    /// Write the report as Markdown here.
+    #[arg(long, value_name = "OUT")]
+    pub markdown: Option<PathBuf>,
+    /// Skip surface metrics (Dice only; fast).
+    #[arg(long)]
+    pub no_surface: bool,
+}
+
+/// `msd threshold`.
+#[derive(Debug, Args)]
+pub struct ThresholdArgs {
+    /// The CT scan.
+    pub scan: PathBuf,
+    /// Bone threshold in HU.
+    #[arg(long, default_value_t = 300.0)]
+    pub hu: f32,
+    /// The label volume to write (.nii, .nii.gz, .nrrd).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep only the largest connected component (what engineers do next by hand).
+    #[arg(long)]
+    pub largest: bool,
+}
+
+/// `msd demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the STLs, previews and report.
+    #[arg(long, default_value = "msd-demo")]
+    pub out: PathBuf,
+    /// Small volumes and a shallow network: about a minute (for CI).
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed of the phantoms and the training.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the final report as JSON on standard output instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 1 unless MSDnet's mean Dice reaches 0.95 and, at the higher noise level,
+    /// at least the threshold baseline's (what CI checks).
+    #[arg(long)]
+    pub check: bool,
+}

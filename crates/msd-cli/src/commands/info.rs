@@ -1,0 +1,161 @@
+//! `msd info`: what a volume or mesh file holds, as text or JSON.
+use std::path::{Path, PathBuf};
+
+use msd::evaluation::is_mesh_path;
+use serde::Serialize;
+
+use crate::cli::InfoArgs;
+
+/// What a volume holds.
+#[derive(Debug, Serialize)]
+struct VolumeInfo {
+    path: PathBuf,
+    kind: &'static str,
+    shape_zyx: [usize; 3],
+    spacing_mm_xyz: [f64; 3],
+    origin_lps_mm: [f64; 3],
+    direction: [[f64; 3]; 3],
+    extent_mm_xyz: [f64; 3],
+    hu_min: f32,
+    hu_max: f32,
+    hu_mean: f64,
+    non_finite_voxels: usize,
+}
+
+/// What a mesh holds.
+#[derive(Debug, Serialize)]
+struct MeshInfo {
+    path: PathBuf,
+    kind: &'static str,
+    vertices: usize,
+    triangles: usize,
+    area_mm2: f64,
+    enclosed_volume_ml: Option<f64>,
+    bounds_min_lps_mm: Option<[f32; 3]>,
+    bounds_max_lps_mm: Option<[f32; 3]>,
+    components: usize,
+    boundary_edges: usize,
+    non_manifold_edges: usize,
+    closed: bool,
+    watertight: bool,
+}
+
+pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
+    let path = &args.path;
+    if is_mesh_path(path) {
+        let info = mesh_info(path)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&info)?);
+        } else {
+            print_mesh(&info);
+        }
+    } else {
+        let info = volume_info(path)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&info)?);
+        } else {
+            print_volume(&info);
+        }
+    }
+    Ok(())
+}
+
+fn volume_info(path: &Path) -> anyhow::Result<VolumeInfo> {
+    let v = super::read_ct(path)?;
+    let g = v.geometry();
+    let (mut lo, mut hi, mut sum, mut n, mut bad) =
+        (f32::INFINITY, f32::NEG_INFINITY, 0.0f64, 0usize, 0usize);
+    for &x in v.data() {
+        if x.is_finite() {
+            lo = lo.min(x);
+            hi = hi.max(x);
+            sum += f64::from(x);
+            n += 1;
+        } else {
+            bad += 1;
+        }
+    }
+    let [nz, ny, nx] = v.shape();
+    let s = g.spacing();
+    Ok(VolumeInfo {
+        path: path.to_path_buf(),
+        kind: "volume",
+        shape_zyx: v.shape(),
+        spacing_mm_xyz: s,
+        origin_lps_mm: g.origin(),
+        direction: g.direction(),
+        extent_mm_xyz: [nx as f64 * s[0], ny as f64 * s[1], nz as f64 * s[2]],
+        hu_min: lo,
+        hu_max: hi,
+        hu_mean: if n > 0 { sum / n as f64 } else { f64::NAN },
+        non_finite_voxels: bad,
+    })
+}
+
+fn mesh_info(path: &Path) -> anyhow::Result<MeshInfo> {
+    let m = super::read_mesh(path)?;
+    let check = m.check();
+    let bounds = m.bounds();
+    let closed = check.is_closed();
+    Ok(MeshInfo {
+        path: path.to_path_buf(),
+        kind: "mesh",
+        vertices: m.vertices().len(),
+        triangles: m.triangles().len(),
+        area_mm2: m.area(),
+        enclosed_volume_ml: closed.then(|| m.enclosed_volume() / 1000.0),
+        bounds_min_lps_mm: bounds.map(|b| b.min),
+        bounds_max_lps_mm: bounds.map(|b| b.max),
+        components: check.components,
+        boundary_edges: check.boundary_edges,
+        non_manifold_edges: check.non_manifold_edges,
+        closed,
+        watertight: check.is_watertight(),
+    })
+}
+
+fn print_volume(i: &VolumeInfo) {
+    println!("{}: volume", i.path.display());
+    println!("  shape (x × y × z)   {} × {} × {} voxels", i.shape_zyx[2], i.shape_zyx[1], i.shape_zyx[0]);
+    println!(
+        "  spacing (x, y, z)   {:.4} × {:.4} × {:.4} mm",
+        i.spacing_mm_xyz[0], i.spacing_mm_xyz[1], i.spacing_mm_xyz[2]
+    );
+    println!(
+        "  extent              {:.1} × {:.1} × {:.1} mm",
+        i.extent_mm_xyz[0], i.extent_mm_xyz[1], i.extent_mm_xyz[2]
+    );
+    println!(
+        "  origin (LPS)        ({:.3}, {:.3}, {:.3}) mm",
+        i.origin_lps_mm[0], i.origin_lps_mm[1], i.origin_lps_mm[2]
+    );
+    for (k, row) in i.direction.iter().enumerate() {
+        let label = if k == 0 { "direction (rows)" } else { "" };
+        println!("  {label:<19} [{:+.5}, {:+.5}, {:+.5}]", row[0], row[1], row[2]);
+    }
+    println!("  values              {} .. {} (mean {:.1})", i.hu_min, i.hu_max, i.hu_mean);
+    if i.non_finite_voxels > 0 {
+        println!("  non-finite voxels   {}", i.non_finite_voxels);
+    }
+}
+
+fn print_mesh(i: &MeshInfo) {
+    println!("{}: mesh", i.path.display());
+    println!("  vertices            {}", i.vertices);
+    println!("  triangles           {}", i.triangles);
+    println!("  area                {:.1} mm²", i.area_mm2);
+    if let Some(v) = i.enclosed_volume_ml {
+        println!("  enclosed volume     {v:.2} ml");
+    }
+    if let (Some(lo), Some(hi)) = (i.bounds_min_lps_mm, i.bounds_max_lps_mm) {
+        println!(
+            "  bounds (LPS)        ({:.1}, {:.1}, {:.1}) .. ({:.1}, {:.1}, {:.1}) mm",
+            lo[0], lo[1], lo[2], hi[0], hi[1], hi[2]
+        );
+    }
+    println!("  components          {}", i.components);
+    println!("  boundary edges      {}", i.boundary_edges);
+    println!("  non-manifold edges  {}", i.non_manifold_edges);
+    println!("  closed              {}", if i.closed { "yes" } else { "no" });
+    println!("  watertight          {}", if i.watertight { "yes" } else { "no" });
+}

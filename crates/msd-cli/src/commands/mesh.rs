@@ -1,0 +1,39 @@
+//! `msd mesh`: label volume → cleaned, watertight surface.
+use msd::surface::SurfaceOptions;
+
+use crate::Ui;
+use crate::cli::MeshArgs;
+
+pub fn run(args: &MeshArgs, ui: &Ui) -> anyhow::Result<()> {
+    let mut labels = super::read_labels(&args.labels)?;
+    if let Some(l) = args.label {
+        labels = labels.map(|&v| u8::from(v == l));
+    }
+    if super::count_labelled(&labels) == 0 {
+        anyhow::bail!(
+            "{} has no voxel to mesh{}",
+            args.labels.display(),
+            match args.label {
+                Some(l) => format!(" with label {l}"),
+                None => String::new(),
+            }
+        );
+    }
+    let spinner = ui.spinner("meshing");
+    let mesh = SurfaceOptions::default()
+        .keep_components(args.keep)
+        .min_component_triangles(args.min_triangles)
+        .extract(&labels)?;
+    spinner.finish_and_clear();
+    super::write_mesh(&args.out, &mesh)?;
+    let check = mesh.check();
+    ui.say(format!(
+        "wrote {}: {} triangles, {:.0} mm², {} component(s), {}",
+        args.out.display(),
+        mesh.triangles().len(),
+        mesh.area(),
+        check.components,
+        if check.is_watertight() { "watertight" } else { "NOT watertight" }
+    ));
+    Ok(())
+}

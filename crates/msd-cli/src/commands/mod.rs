@@ -1,0 +1,45 @@
+//! One module per subcommand.
+pub mod convert;
+pub mod demo;
+pub mod eval;
+pub mod info;
+pub mod label;
+pub mod mesh;
+pub mod segment;
+pub mod threshold;
+pub mod train;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use msd::io::{LabelVolume, Volume};
+
+/// Reads a CT volume (HU), naming the file in the error.
+pub fn read_ct(path: &Path) -> anyhow::Result<Volume<f32>> {
+    msd::io::read_volume(path).with_context(|| format!("cannot read the CT {}", path.display()))
+}
+
+/// Reads a label volume, naming the file in the error.
+pub fn read_labels(path: &Path) -> anyhow::Result<LabelVolume> {
+    msd::io::read_labels(path).with_context(|| format!("cannot read the labels {}", path.display()))
+}
+
+/// Reads a mesh, naming the file in the error.
+pub fn read_mesh(path: &Path) -> anyhow::Result<msd::geom::Mesh> {
+    msd::geom::read_mesh(path).with_context(|| format!("cannot read the mesh {}", path.display()))
+}
+
+/// Writes a volume, naming the file in the error.
+pub fn write_volume<T: msd::io::VoxelType>(path: &Path, volume: &Volume<T>) -> anyhow::Result<()> {
+    msd::io::write_volume(path, volume).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes a mesh, naming the file in the error.
+pub fn write_mesh(path: &Path, mesh: &msd::geom::Mesh) -> anyhow::Result<()> {
+    msd::geom::write_mesh(path, mesh).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Number of non-zero voxels.
+pub fn count_labelled(labels: &LabelVolume) -> usize {
+    labels.data().iter().filter(|&&v| v != 0).count()
+}

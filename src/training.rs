@@ -1,0 +1,143 @@
+//! Training data and the train → segment steps of the workflow.
+//!
+//! A training set pairs CT volumes with their skull labels, given either as label volumes or as the
+//! gold-standard meshes medical engineers make (voxelised onto the CT's grid with msd-geom, a voxel
+//! being skull when its centre is inside the mesh), as in the study.
+//!
+//! ```
+//! use msd::net::{MsdConfig, TrainConfig};
+//! use msd::phantom::{PhantomConfig, generate};
+//! use msd::training::{TrainingSet, segment, train};
+//!
+//! let mut set = TrainingSet::new();
+//! let head = generate(&PhantomConfig::quick(), 1)?;
+//! set.push_labels("phantom 1", head.ct.clone(), head.skull.clone())?;
+//! let mut config = TrainConfig::default();
+//! config.network = MsdConfig::new(4, 1, 1, 2);
+//! config.epochs = 1;
+//! config.patch_size = Some(32);
+//! let model = train(&set, &config)?;
+//! let seg = segment(&model, &head.ct)?;
+//! assert_eq!(seg.labels.shape(), head.ct.shape());
+//! Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+use msd_geom::Mesh;
+use msd_io::{LabelVolume, Volume};
+use msd_net::{Dataset, Model, Segmentation, TrainConfig, TrainOutcome, TrainProgress};
+
+use crate::{Error, Result};
+
+/// One training case: a CT in HU and its label volume on the same grid.
+#[derive(Debug, Clone)]
+pub struct TrainingCase {
+    /// A name for messages (usually the CT's file name).
+    pub name: String,
+    /// The CT in Hounsfield units.
+    pub ct: Volume<f32>,
+    /// The labels on the CT's grid (0 background, 1 skull).
+    pub labels: LabelVolume,
+}
+
+/// CT volumes paired with labels: what [`train`] learns from.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingSet {
+    cases: Vec<TrainingCase>,
+}
+
+impl TrainingSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        TrainingSet::default()
+    }
+
+    /// Adds a CT with its label volume; they must share a grid (shape, spacing, origin, direction).
+    pub fn push_labels(
+        &mut self,
+        name: impl Into<String>,
+        ct: Volume<f32>,
+        labels: LabelVolume,
+    ) -> Result<()> {
+        let name = name.into();
+        ct.check_same_grid(&labels, 1e-3)
+            .map_err(|source| Error::Case { case: name.clone(), source: Box::new(source.into()) })?;
+        self.cases.push(TrainingCase { name, ct, labels });
+        Ok(())
+    }
+
+    /// Adds a CT with a gold-standard mesh (LPS mm), voxelised onto the CT's grid. The mesh must lie
+    /// over the CT: a mesh that covers no voxel centre is refused, as it is in another frame.
+    pub fn push_mesh(&mut self, name: impl Into<String>, ct: Volume<f32>, mesh: &Mesh) -> Result<()> {
+        let name = name.into();
+        let labels =
+            mesh_to_labels(mesh, &ct).map_err(|e| Error::Case { case: name.clone(), source: Box::new(e) })?;
+        self.cases.push(TrainingCase { name, ct, labels });
+        Ok(())
+    }
+
+    /// The cases, in the order they were added.
+    pub fn cases(&self) -> &[TrainingCase] {
+        &self.cases
+    }
+
+    /// Number of cases.
+    pub fn len(&self) -> usize {
+        self.cases.len()
+    }
+
+    /// Whether the set has no case.
+    pub fn is_empty(&self) -> bool {
+        self.cases.is_empty()
+    }
+
+    /// The msd-net dataset of these cases, giving `input_channels` channels per sample (1, or
+    /// `2k + 1` for 2.5D), resampled in-plane to `pixel_spacing_mm` `(columns, rows)` (`None`: the
+    /// first case's spacing).
+    pub fn to_dataset(&self, input_channels: usize, pixel_spacing_mm: Option<[f64; 2]>) -> Result<Dataset> {
+        let mut dataset = Dataset::new(input_channels)?;
+        if let Some(s) = pixel_spacing_mm {
+            dataset = dataset.with_pixel_spacing(s)?;
+        }
+        for case in &self.cases {
+            dataset
+                .add(&case.ct, &case.labels)
+                .map_err(|e| Error::Case { case: case.name.clone(), source: Box::new(e.into()) })?;
+        }
+        Ok(dataset)
+    }
+}
+
+/// Voxelises a closed mesh onto the CT's grid (1 inside, 0 outside). Refuses a mesh that covers
+/// no voxel centre of the CT (a mesh in another frame, or of another scan).
+pub fn mesh_to_labels(mesh: &Mesh, ct: &Volume<f32>) -> Result<LabelVolume> {
+    let labels = msd_geom::voxelize(mesh, ct.geometry(), ct.shape())?;
+    if !labels.data().iter().any(|&v| v != 0) {
+        return Err(Error::InvalidConfig {
+            what: "the mesh covers no voxel of the CT: is it in the CT's frame (LPS mm)?".into(),
+        });
+    }
+    Ok(labels)
+}
+
+/// Trains an MSDnet on the set with `config` and returns the model with the best validation loss.
+pub fn train(set: &TrainingSet, config: &TrainConfig) -> Result<Model> {
+    Ok(train_with_progress(set, config, |_| {})?.model)
+}
+
+/// Trains like [`train`], reporting every batch through `progress`, and returns the whole outcome
+/// (model, loss history, why it stopped).
+pub fn train_with_progress(
+    set: &TrainingSet,
+    config: &TrainConfig,
+    progress: impl FnMut(&TrainProgress),
+) -> Result<TrainOutcome> {
+    if set.is_empty() {
+        return Err(Error::InvalidConfig { what: "the training set is empty".into() });
+    }
+    let dataset = set.to_dataset(config.network.input_channels, None)?;
+    Ok(msd_net::train(&dataset, config, progress)?)
+}
+
+/// Segments a CT with a trained model: labels and per-class probabilities on the CT's grid.
+pub fn segment(model: &Model, ct: &Volume<f32>) -> Result<Segmentation> {
+    Ok(model.segment(ct)?)
+}
