@@ -15,15 +15,25 @@
 //! Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+// Index loops over x, y, z read like the formulas they implement in the geometric kernels.
+#![allow(clippy::needless_range_loop)]
 
+mod align;
+mod cavities;
+mod decimate;
 mod error;
 pub mod io;
 mod mesh;
+mod smooth;
 mod surface;
 mod voxelize;
 
+pub use align::{AlignOptions, Alignment, align_icp, align_to_volume};
+pub use cavities::fill_cavities;
+pub use decimate::{DecimateOptions, Decimation, decimate};
 pub use error::{Error, Result};
 pub use io::{read_mesh, read_stl, write_mesh, write_stl};
 pub use mesh::{Aabb, Components, Mesh, MeshCheck};
+pub use smooth::{SmoothOptions, smooth_taubin};
 pub use surface::{label_surface, marching_cubes};
 pub use voxelize::voxelize;

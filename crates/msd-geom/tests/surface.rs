@@ -1,4 +1,5 @@
 //! Marching cubes against analytic shapes, and invariants over random blobs and grids.
+#![allow(clippy::needless_range_loop)]
 use msd_geom::{label_surface, marching_cubes, voxelize};
 use msd_io::{Geometry, LabelVolume, Volume};
 use ndarray::Array3;
