@@ -76,7 +76,7 @@ fn nvrtc_compiles_every_kernel_for_every_supported_arch() {
     for (major, minor) in archs {
         let cc = ComputeCapability { major, minor };
         for module in KernelModule::ALL {
-            let ptx = match cuda::compile(module, cc) {
+            let ptx = match cuda::compile(module, cc, &[]) {
                 Ok(p) => p.to_src(),
                 Err(e) => panic!("{e}"),
             };
@@ -101,6 +101,17 @@ fn nvrtc_reports_errors_and_picks_supported_archs() {
     assert!(best >= h100 && best < future, "{best:?}");
     let ancient = ComputeCapability { major: 1, minor: 0 };
     assert!(matches!(cuda::best_arch_for(ancient), Err(Error::NvrtcUnavailable { .. })));
+    // Extra options reach the compiler: a tuning macro compiles, a broken one is reported with its log.
+    let tuned = ["-DMSD_CONV_MIN_BLOCKS=3".to_owned()];
+    assert!(cuda::compile(KernelModule::ConvForward, h100, &tuned).is_ok());
+    let broken = ["-DMSD_CONV_MIN_BLOCKS=(".to_owned()];
+    match cuda::compile(KernelModule::ConvForward, h100, &broken) {
+        Err(Error::Compile { module, log, .. }) => {
+            assert_eq!(module, "conv_forward.cu");
+            assert!(!log.is_empty());
+        }
+        other => panic!("expected a compile error, got {:?}", other.map(|_| ())),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

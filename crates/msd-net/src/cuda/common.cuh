@@ -11,6 +11,15 @@
 #define MSD_BLOCK_Y 8
 #define MSD_THREADS (MSD_BLOCK_X * MSD_BLOCK_Y)
 
+// Launch bounds of the tiled convolution kernels. By default ptxas picks the register budget (about 64
+// registers with a few bytes of spill on sm_90); tuning runs can set the minimum resident blocks per SM
+// through NVRTC options, e.g. MSD_NVRTC_OPTIONS="-DMSD_CONV_MIN_BLOCKS=3" (see README.md).
+#ifdef MSD_CONV_MIN_BLOCKS
+#define MSD_CONV_BOUNDS __launch_bounds__(MSD_THREADS, MSD_CONV_MIN_BLOCKS)
+#else
+#define MSD_CONV_BOUNDS __launch_bounds__(MSD_THREADS)
+#endif
+
 // numpy 'symmetric' mirroring of coordinate `t` into [0, n): -1 -> 0, -2 -> 1, n -> n - 1, n + 1 -> n - 2,
 // periodic with period 2n, so dilations larger than the image reflect repeatedly.
 __device__ __forceinline__ int mirror_index(int t, int n) {

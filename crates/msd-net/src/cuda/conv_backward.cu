@@ -122,13 +122,13 @@ __device__ __forceinline__ void conv3x3_backward_input(float* __restrict__ grad,
     }
 }
 
-extern "C" __global__ void __launch_bounds__(MSD_THREADS)
+extern "C" __global__ void MSD_CONV_BOUNDS
     conv3x3_backward_input_o1(float* grad, const float* dz, const float* weight, int cin, int width,
                               int c_total, int h, int w, int dil) {
     conv3x3_backward_input<1>(grad, dz, weight, cin, width, c_total, h, w, dil);
 }
 
-extern "C" __global__ void __launch_bounds__(MSD_THREADS)
+extern "C" __global__ void MSD_CONV_BOUNDS
     conv3x3_backward_input_o4(float* grad, const float* dz, const float* weight, int cin, int width,
                               int c_total, int h, int w, int dil) {
     conv3x3_backward_input<4>(grad, dz, weight, cin, width, c_total, h, w, dil);
@@ -139,11 +139,13 @@ extern "C" __global__ void __launch_bounds__(MSD_THREADS)
 // over its pixels, reduced over the block (warp shuffles, then shared memory): one store per weight per
 // block, no atomics. Row `tile` of `partials` ([tiles][width*cin*9 + width]) receives the block's sums;
 // reduce_partials adds the rows. Tiled variant: `chunk` input channels per shared-memory stage with the
-// mirrored halo; direct variant reads the mirrored input from global memory.
+// mirrored halo (loaded through row and column offset tables of tile_h + tile_w ints after the tiles);
+// direct variant reads the mirrored input from global memory.
 #define WGRAD_ROWS 8
 
 template <int OCB, bool TILED>
-__device__ __forceinline__ void conv3x3_weight_grad(const float* __restrict__ feat, const float* __restrict__ dz,
+__device__ __forceinline__ void conv3x3_weight_grad(const float* __restrict__ feat,
+                                                    const float* __restrict__ dz,
                                                     float* __restrict__ partials, int cin, int width,
                                                     int c_total, int h, int w, int dil, int chunk) {
     float* smem = dynamic_smem();
@@ -152,6 +154,9 @@ __device__ __forceinline__ void conv3x3_weight_grad(const float* __restrict__ fe
     const int tile_h = MSD_BLOCK_Y * WGRAD_ROWS + 2 * dil;
     const int tile_w = MSD_BLOCK_X + 2 * dil;
     const int tile_elems = TILED ? tile_h * tile_w : 0;
+    // Mirrored source offsets of the tile's rows (times w) and columns, after the tiles.
+    int* row_src = (int*)(tiles + chunk * tile_elems);
+    int* col_src = row_src + tile_h;
 
     const int n_groups = (width + OCB - 1) / OCB;
     const int img = blockIdx.z / n_groups;
@@ -160,6 +165,14 @@ __device__ __forceinline__ void conv3x3_weight_grad(const float* __restrict__ fe
     const int x0 = blockIdx.x * MSD_BLOCK_X;
     const int y0 = blockIdx.y * MSD_BLOCK_Y * WGRAD_ROWS;
     const int tid = threadIdx.y * MSD_BLOCK_X + threadIdx.x;
+    if constexpr (TILED) {
+        for (int i = tid; i < tile_h; i += MSD_THREADS) {
+            row_src[i] = mirror_index(y0 - dil + i, h) * w;
+        }
+        for (int i = tid; i < tile_w; i += MSD_THREADS) {
+            col_src[i] = mirror_index(x0 - dil + i, w);
+        }
+    }
     const size_t plane = (size_t)h * w;
     const float* fbase = feat + (size_t)img * c_total * plane;
     const size_t row_len = (size_t)width * cin * 9 + width;
@@ -219,14 +232,15 @@ __device__ __forceinline__ void conv3x3_weight_grad(const float* __restrict__ fe
         const int nc = min(chunk, cin - c0);
         if constexpr (TILED) {
             __syncthreads();
-            for (int idx = tid; idx < nc * tile_elems; idx += MSD_THREADS) {
-                const int cc = idx / tile_elems;
-                const int rem = idx - cc * tile_elems;
-                const int ty = rem / tile_w;
-                const int tx = rem - ty * tile_w;
-                const int sy = mirror_index(y0 - dil + ty, h);
-                const int sx = mirror_index(x0 - dil + tx, w);
-                tiles[idx] = fbase[(size_t)(c0 + cc) * plane + (size_t)sy * w + sx];
+            for (int cc = 0; cc < nc; ++cc) {
+                const float* chan = fbase + (size_t)(c0 + cc) * plane;
+                float* tile = tiles + cc * tile_elems;
+                for (int ty = threadIdx.y; ty < tile_h; ty += MSD_BLOCK_Y) {
+                    const float* row = chan + row_src[ty];
+                    for (int tx = threadIdx.x; tx < tile_w; tx += MSD_BLOCK_X) {
+                        tile[ty * tile_w + tx] = row[col_src[tx]];
+                    }
+                }
             }
             __syncthreads();
         }
@@ -270,7 +284,7 @@ __device__ __forceinline__ void conv3x3_weight_grad(const float* __restrict__ fe
 }
 
 #define MSD_WEIGHT_GRAD(NAME, OCB, TILED)                                                                  \
-    extern "C" __global__ void __launch_bounds__(MSD_THREADS)                                             \
+    extern "C" __global__ void MSD_CONV_BOUNDS                                                            \
         NAME(const float* feat, const float* dz, float* partials, int cin, int width, int c_total, int h, \
              int w, int dil, int chunk) {                                                                 \
         conv3x3_weight_grad<OCB, TILED>(feat, dz, partials, cin, width, c_total, h, w, dil, chunk);       \

@@ -8,8 +8,10 @@
 // OCB output channels.
 //
 // Tiled variant: `chunk` input channels at a time are staged in shared memory with the dilation's halo
-// (mirroring applied while loading), followed by their weights. Direct variant (halo too large for
-// shared memory): the same arithmetic reading the mirrored input straight from global memory.
+// (mirroring applied while loading through per-block row and column offset tables, so the loads need
+// no division), followed by their weights and the two tables (tile_h + tile_w ints). Direct variant
+// (halo too large for shared memory): the same arithmetic reading the mirrored input straight from
+// global memory.
 #ifndef MSD_COMMON_CUH
 #include "common.cuh"
 #endif
@@ -25,6 +27,9 @@ __device__ __forceinline__ void conv3x3_forward(S* __restrict__ feat, const floa
     const int tile_w = MSD_BLOCK_X + 2 * dil;
     const int tile_elems = TILED ? tile_h * tile_w : 0;
     float* wsm = smem + chunk * tile_elems;
+    // Mirrored source offsets of the tile's rows (times w) and columns: the same for every channel.
+    int* row_src = (int*)(wsm + OCB * chunk * 9);
+    int* col_src = row_src + tile_h;
 
     const int n_groups = (width + OCB - 1) / OCB;
     const int img = blockIdx.z / n_groups;
@@ -35,6 +40,15 @@ __device__ __forceinline__ void conv3x3_forward(S* __restrict__ feat, const floa
     const int tid = threadIdx.y * MSD_BLOCK_X + threadIdx.x;
     const size_t plane = (size_t)h * w;
     S* base = feat + (size_t)img * c_total * plane;
+
+    if constexpr (TILED) {
+        for (int i = tid; i < tile_h; i += MSD_THREADS) {
+            row_src[i] = mirror_index(y0 - dil + i, h) * w;
+        }
+        for (int i = tid; i < tile_w; i += MSD_THREADS) {
+            col_src[i] = mirror_index(x0 - dil + i, w);
+        }
+    }
 
     float acc[OCB][FWD_ROWS];
 #pragma unroll
@@ -69,14 +83,15 @@ __device__ __forceinline__ void conv3x3_forward(S* __restrict__ feat, const floa
         const int nc = min(chunk, cin - c0);
         __syncthreads();
         if constexpr (TILED) {
-            for (int idx = tid; idx < nc * tile_elems; idx += MSD_THREADS) {
-                const int cc = idx / tile_elems;
-                const int rem = idx - cc * tile_elems;
-                const int ty = rem / tile_w;
-                const int tx = rem - ty * tile_w;
-                const int sy = mirror_index(y0 - dil + ty, h);
-                const int sx = mirror_index(x0 - dil + tx, w);
-                smem[idx] = to_f32(base[(size_t)(c0 + cc) * plane + (size_t)sy * w + sx]);
+            for (int cc = 0; cc < nc; ++cc) {
+                const S* chan = base + (size_t)(c0 + cc) * plane;
+                float* tile = smem + cc * tile_elems;
+                for (int ty = threadIdx.y; ty < tile_h; ty += MSD_BLOCK_Y) {
+                    const S* row = chan + row_src[ty];
+                    for (int tx = threadIdx.x; tx < tile_w; tx += MSD_BLOCK_X) {
+                        tile[ty * tile_w + tx] = to_f32(row[col_src[tx]]);
+                    }
+                }
             }
         }
         for (int idx = tid; idx < OCB * nc * 9; idx += MSD_THREADS) {
@@ -136,7 +151,7 @@ __device__ __forceinline__ void conv3x3_forward(S* __restrict__ feat, const floa
 }
 
 #define MSD_CONV_FORWARD(NAME, S, OCB, TILED)                                                              \
-    extern "C" __global__ void __launch_bounds__(MSD_THREADS)                                             \
+    extern "C" __global__ void MSD_CONV_BOUNDS                                                            \
         NAME(S* feat, const float* weight, const float* bias, int cin, int width, int c_total, int h,    \
              int w, int dil, int chunk) {                                                                 \
         conv3x3_forward<S, OCB, TILED>(feat, weight, bias, cin, width, c_total, h, w, dil, chunk);        \

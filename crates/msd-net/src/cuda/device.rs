@@ -48,6 +48,7 @@ pub struct CudaDevice {
     multiprocessors: u32,
     shared_memory_per_block: u32,
     total_memory: usize,
+    extra_options: Vec<String>,
     modules: Mutex<HashMap<KernelModule, Arc<CudaModule>>>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
 }
@@ -66,6 +67,10 @@ impl std::fmt::Debug for CudaDevice {
 
 impl CudaDevice {
     /// Opens device `ordinal` (0 for the first GPU).
+    ///
+    /// The environment variable `MSD_NVRTC_OPTIONS`, when set, adds whitespace-separated NVRTC options
+    /// to every kernel compilation on this device (tuning knobs such as `-DMSD_CONV_MIN_BLOCKS=3`,
+    /// without rebuilding the program).
     ///
     /// # Errors
     /// [`Error::CudaUnavailable`] without a driver or without such a device, [`Error::NvrtcUnavailable`]
@@ -104,6 +109,9 @@ impl CudaDevice {
         )?;
         let name = ctx.name().during("reading the device name")?;
         let total_memory = ctx.total_mem().during("reading the device memory size")?;
+        let extra_options = std::env::var("MSD_NVRTC_OPTIONS")
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
         let compute = ctx.new_stream().during("creating the compute stream")?;
         let copy = ctx.new_stream().during("creating the copy stream")?;
         Ok(Arc::new(CudaDevice {
@@ -116,6 +124,7 @@ impl CudaDevice {
             multiprocessors,
             shared_memory_per_block,
             total_memory,
+            extra_options,
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
         }))
@@ -145,6 +154,11 @@ impl CudaDevice {
     /// Shared memory a block may use without opting in, in bytes (48 KiB on current GPUs).
     pub fn shared_memory_per_block(&self) -> u32 {
         self.shared_memory_per_block
+    }
+
+    /// The NVRTC options added from `MSD_NVRTC_OPTIONS`.
+    pub fn extra_nvrtc_options(&self) -> &[String] {
+        &self.extra_options
     }
 
     /// Device memory in bytes.
@@ -199,7 +213,7 @@ impl CudaDevice {
             match modules.get(&module) {
                 Some(m) => m.clone(),
                 None => {
-                    let ptx = kernels::compile(module, self.arch)?;
+                    let ptx = kernels::compile(module, self.arch, &self.extra_options)?;
                     let m = self.ctx.load_module(ptx).during("loading a compiled kernel module")?;
                     modules.insert(module, m.clone());
                     m

@@ -39,7 +39,8 @@ MSD_INPUT_NORMALIZE(input_normalize_bf16, bf16_bits)
 // Logits of one pixel: bias plus the 1x1 layer over all channels. Head weights are staged in shared
 // memory (n_classes * c_total floats). Returns false for threads past the last pixel.
 template <typename S>
-__device__ __forceinline__ bool head_pixel_logits(const S* __restrict__ feat, const float* __restrict__ weight,
+__device__ __forceinline__ bool head_pixel_logits(const S* __restrict__ feat,
+                                                  const float* __restrict__ weight,
                                                   const float* __restrict__ bias, int images, int c_total,
                                                   int n_classes, int plane, float* wsm,
                                                   float (&logit)[MSD_MAX_CLASSES], size_t& img, size_t& p) {

@@ -128,36 +128,44 @@ pub fn nvrtc_available() -> bool {
 
 /// The explicit NVRTC options every module is compiled with: PTX for `arch`, C++17, IEEE-exact division
 /// and square root, denormals kept (no `--use_fast_math`: the CPU comparison tests hold to 1e-4).
-pub fn compile_options(module: KernelModule, arch: ComputeCapability) -> CompileOptions {
+///
+/// `extra` options follow the fixed ones (tuning runs pass `-D` macros this way, see
+/// [`CudaDevice::new`](super::CudaDevice::new)).
+pub fn compile_options(module: KernelModule, arch: ComputeCapability, extra: &[String]) -> CompileOptions {
+    let mut options = vec![format!("--gpu-architecture={}", arch.virtual_arch()), "--std=c++17".to_owned()];
+    options.extend(extra.iter().cloned());
     CompileOptions {
         ftz: Some(false),
         prec_sqrt: Some(true),
         prec_div: Some(true),
         fmad: Some(true),
-        options: vec![format!("--gpu-architecture={}", arch.virtual_arch()), "--std=c++17".to_owned()],
+        options,
         name: Some(module.file_name().to_owned()),
         ..Default::default()
     }
 }
 
-/// Compiles `module` to PTX for `arch` with NVRTC. Needs `libnvrtc` but no GPU.
+/// Compiles `module` to PTX for `arch` with NVRTC and the [`compile_options`] (plus `extra`). Needs
+/// `libnvrtc` but no GPU.
 ///
 /// # Errors
 /// [`Error::NvrtcUnavailable`] when `libnvrtc` cannot be loaded, [`Error::Compile`] with the compiler's
 /// log when NVRTC rejects the source.
-pub fn compile(module: KernelModule, arch: ComputeCapability) -> Result<Ptx> {
+pub fn compile(module: KernelModule, arch: ComputeCapability, extra: &[String]) -> Result<Ptx> {
     if !nvrtc_available() {
         return Err(Error::NvrtcUnavailable {
             reason: "libnvrtc was not found on the library path (LD_LIBRARY_PATH)".to_owned(),
         });
     }
-    cudarc::nvrtc::compile_ptx_with_opts(module.full_source(), compile_options(module, arch)).map_err(|e| {
-        let log = match e {
-            CompileError::CompileError { log, .. } => log.to_string_lossy().into_owned(),
-            other => other.to_string(),
-        };
-        Error::Compile { module: module.file_name(), arch: arch.virtual_arch(), log }
-    })
+    cudarc::nvrtc::compile_ptx_with_opts(module.full_source(), compile_options(module, arch, extra)).map_err(
+        |e| {
+            let log = match e {
+                CompileError::CompileError { log, .. } => log.to_string_lossy().into_owned(),
+                other => other.to_string(),
+            };
+            Error::Compile { module: module.file_name(), arch: arch.virtual_arch(), log }
+        },
+    )
 }
 
 /// The newest virtual architecture this NVRTC can compile for that is not newer than `device`: PTX for

@@ -265,12 +265,13 @@ pub(crate) fn conv_forward(
     })?;
 
     let ocb = outputs_per_block(layer.width);
-    let tile = (BLOCK_Y * FWD_ROWS + 2 * layer.dil) * (BLOCK_X + 2 * layer.dil);
-    let (tiled, chunk) = match chunk_for(dev, layer.cin, tile, ocb * 9, 0) {
+    let (tile_h, tile_w) = (BLOCK_Y * FWD_ROWS + 2 * layer.dil, BLOCK_X + 2 * layer.dil);
+    let tables = tile_h + tile_w;
+    let (tiled, chunk) = match chunk_for(dev, layer.cin, tile_h * tile_w, ocb * 9, tables) {
         Some(k) => (true, k),
         None => (false, layer.cin.min(64)),
     };
-    let smem_floats = if tiled { chunk * (tile + ocb * 9) } else { chunk * ocb * 9 };
+    let smem_floats = if tiled { chunk * (tile_h * tile_w + ocb * 9) + tables } else { chunk * ocb * 9 };
     let groups = layer.width.div_ceil(ocb);
     let grid = grid_check(
         OP,
@@ -313,7 +314,7 @@ pub(crate) fn conv_forward(
     // img·c_total·plane + c·plane + (mirrored y)·w + (mirrored x) with c < cin + width <= c_total, inside
     // the checked feature length; weights index (j·cin + c)·9 + tap < width·cin·9 and bias j < width,
     // both checked. Dynamic shared memory is sized for `chunk` channel tiles plus their weights and stays
-    // within the device's per-block limit (chunk_for).
+    // within the device's per-block limit (chunk_for), followed by the tile_h + tile_w offset tables.
     unsafe { b.launch(cfg) }.during("launching conv3x3_forward")?;
     Ok(())
 }
@@ -437,12 +438,13 @@ pub(crate) fn conv_weight_grad(
     need(partials.len() >= n_part, OP, || format!("partials hold {}, need {n_part}", partials.len()))?;
     let ocb = outputs_per_block(layer.width);
     let scratch = ocb * 9 * (THREADS as usize / 32);
-    let tile = (BLOCK_Y * WGRAD_ROWS + 2 * layer.dil) * (BLOCK_X + 2 * layer.dil);
-    let (tiled, chunk) = match chunk_for(dev, layer.cin, tile, 0, scratch) {
+    let (tile_h, tile_w) = (BLOCK_Y * WGRAD_ROWS + 2 * layer.dil, BLOCK_X + 2 * layer.dil);
+    let tables = tile_h + tile_w;
+    let (tiled, chunk) = match chunk_for(dev, layer.cin, tile_h * tile_w, 0, scratch + tables) {
         Some(k) => (true, k),
         None => (false, layer.cin.min(MAX_CHUNK)),
     };
-    let smem_floats = scratch + if tiled { chunk * tile } else { 0 };
+    let smem_floats = scratch + if tiled { chunk * tile_h * tile_w + tables } else { 0 };
     let groups = layer.width.div_ceil(ocb);
     let grid = grid_check(
         OP,
@@ -479,7 +481,7 @@ pub(crate) fn conv_weight_grad(
     // chunk). Features are read at mirrored in-plane coordinates of channels < cin, dz at in-plane pixels
     // of channels < width, and row (img·tiles_y + by)·tiles_x + bx < rows of `partials` is written at
     // offsets < width·cin·9 + width; all lengths checked above. Shared memory holds the reduction scratch
-    // plus `chunk` halo tiles and stays within the per-block limit (chunk_for).
+    // plus `chunk` halo tiles and the tile_h + tile_w offset tables, within the per-block limit (chunk_for).
     unsafe { b.launch(cfg) }.during("launching conv3x3_weight_grad")?;
     Ok(rows)
 }
