@@ -46,7 +46,7 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let json = report.to_json()?;
+    let json = report_json(&report)?;
     if let Some(path) = &args.json {
         if path.as_os_str() == "-" {
             println!("{json}");
@@ -64,6 +64,26 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
         print!("{}", report.to_markdown());
     }
     Ok(())
+}
+
+/// The report's JSON with the means over the cases also at the top level (`dice`, `mad_mm`,
+/// `hd95_mm`, ..., and `region.dice`, `region.mad_mm`, ...), so one case reads as `.dice`.
+fn report_json(report: &Report) -> anyhow::Result<String> {
+    let mut value: serde_json::Value = serde_json::from_str(&report.to_json()?)?;
+    let means = |list: Vec<(&'static str, msd::metrics::MetricSummary)>| {
+        list.into_iter()
+            .filter(|(_, m)| m.n > 0 && m.mean.is_finite())
+            .map(|(k, m)| (k.to_string(), serde_json::json!(m.mean)))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    if let serde_json::Value::Object(map) = &mut value {
+        map.extend(means(report.summary()));
+        let region = means(report.region_summary());
+        if !region.is_empty() {
+            map.insert("region".into(), serde_json::Value::Object(region));
+        }
+    }
+    Ok(serde_json::to_string_pretty(&value)?)
 }
 
 fn read_shape(path: &Path) -> anyhow::Result<Shape> {

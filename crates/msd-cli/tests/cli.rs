@@ -1,0 +1,362 @@
+//! The `msd` command run as a process in a temporary folder: every subcommand, and bad input that
+//! must give a one-line error and a non-zero exit status, never a panic.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use msd::io::write_volume;
+use msd::net::{Model, MsdConfig, Normalization};
+use msd::phantom::{PhantomConfig, generate};
+
+/// A temporary folder with a small phantom CT, its skull labels and its defect region in it.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = PhantomConfig::quick().with_craniectomy_probability(1.0);
+        let head = generate(&config, 21).unwrap();
+        write_volume(dir.path().join("ct.nii.gz"), &head.ct).unwrap();
+        write_volume(dir.path().join("skull.nii.gz"), &head.skull).unwrap();
+        write_volume(dir.path().join("region.nii.gz"), head.defect_region.as_ref().unwrap()).unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn msd(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_msd")).args(args).current_dir(self.dir.path()).output().unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "failed: {}\n{}", stderr(o), stdout(o));
+    stdout(o)
+}
+
+/// Asserts a clean failure: the given exit status, one `msd: ` line naming `needle`, no panic.
+#[track_caller]
+fn fails(o: &Output, code: i32, needle: &str) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    if code == 1 {
+        let last = err.lines().last().unwrap_or("");
+        assert!(last.starts_with("msd: "), "{err}");
+    }
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    err
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    let f = Fixture::new();
+    fails(&f.msd(&["frobnicate"]), 2, "frobnicate");
+    fails(&f.msd(&["threshold"]), 2, "<SCAN>");
+    let o = f.msd(&["eval", "--pred", "skull.nii.gz", "--pred", "skull.nii.gz", "--ref", "skull.nii.gz"]);
+    fails(&o, 2, "2 --pred but 1 --ref");
+    ok(&f.msd(&["--help"]));
+}
+
+#[test]
+fn info_describes_volumes_and_meshes_as_text_and_json() {
+    let f = Fixture::new();
+    let text = ok(&f.msd(&["info", "ct.nii.gz"]));
+    assert!(text.contains("72 × 88 × 48 voxels"), "{text}");
+    let v = json(&ok(&f.msd(&["info", "ct.nii.gz", "--json"])));
+    assert_eq!(v["kind"], "volume");
+    assert_eq!(v["shape_zyx"], serde_json::json!([48, 88, 72]));
+    assert_eq!(v["spacing_mm_xyz"][2], 2.0);
+    assert!(v["hu_max"].as_f64().unwrap() > 1000.0);
+
+    ok(&f.msd(&["mesh", "skull.nii.gz", "--out", "skull.stl"]));
+    let m = json(&ok(&f.msd(&["info", "skull.stl", "--json"])));
+    assert_eq!(m["kind"], "mesh");
+    assert_eq!(m["watertight"], true);
+    assert_eq!(m["components"], 1);
+    assert!(m["enclosed_volume_ml"].as_f64().unwrap() > 10.0);
+}
+
+#[test]
+fn missing_and_corrupt_files_are_clear_errors() {
+    let f = Fixture::new();
+    fails(&f.msd(&["info", "nowhere.nii.gz"]), 1, "nowhere.nii.gz");
+    fails(&f.msd(&["info", "nowhere.stl"]), 1, "nowhere.stl");
+    std::fs::write(f.path("junk.nii"), b"this is not a NIfTI file").unwrap();
+    fails(&f.msd(&["info", "junk.nii"]), 1, "junk.nii");
+    std::fs::write(f.path("junk.stl"), b"solid x\nfacet normal 0 0 1\n").unwrap();
+    fails(&f.msd(&["mesh", "nowhere.nii.gz", "--out", "x.stl"]), 1, "nowhere.nii.gz");
+    fails(&f.msd(&["label", "junk.stl", "--like", "ct.nii.gz", "--out", "l.nii.gz"]), 1, "junk.stl");
+    fails(
+        &f.msd(&["segment", "--model", "none.safetensors", "--input", "ct.nii.gz", "--out", "s.nii.gz"]),
+        1,
+        "none.safetensors",
+    );
+    assert!(!f.path("s.nii.gz").exists());
+}
+
+#[test]
+fn convert_keeps_the_geometry() {
+    let f = Fixture::new();
+    ok(&f.msd(&["convert", "ct.nii.gz", "ct.nrrd"]));
+    let a = json(&ok(&f.msd(&["info", "ct.nii.gz", "--json"])));
+    let b = json(&ok(&f.msd(&["info", "ct.nrrd", "--json"])));
+    for key in ["shape_zyx", "spacing_mm_xyz", "origin_lps_mm", "direction", "hu_min", "hu_max"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    ok(&f.msd(&["convert", "--labels", "skull.nii.gz", "skull.nrrd"]));
+    let o = f.msd(&["eval", "--pred", "skull.nrrd", "--ref", "skull.nii.gz", "--no-surface", "--json", "-"]);
+    let r = json(&ok(&o));
+    assert_eq!(r["cases"][0]["dice"], 1.0);
+    assert_eq!(r["dice"], 1.0);
+}
+
+#[test]
+fn threshold_mesh_label_and_eval_make_a_report() {
+    let f = Fixture::new();
+    ok(&f.msd(&["threshold", "ct.nii.gz", "--hu", "300", "--out", "thr.nii.gz"]));
+    ok(&f.msd(&["threshold", "ct.nii.gz", "--largest", "--out", "thr_largest.nii.gz"]));
+    ok(&f.msd(&["mesh", "skull.nii.gz", "--out", "ref.stl"]));
+    ok(&f.msd(&["label", "ref.stl", "--like", "ct.nii.gz", "--out", "ref_back.nii.gz"]));
+    let back = json(&ok(&f.msd(&[
+        "eval",
+        "--pred",
+        "ref_back.nii.gz",
+        "--ref",
+        "skull.nii.gz",
+        "--no-surface",
+        "--json",
+        "-",
+    ])));
+    assert!(back["dice"].as_f64().unwrap() > 0.999);
+
+    let o = f.msd(&[
+        "eval",
+        "--pred",
+        "thr.nii.gz",
+        "--ref",
+        "skull.nii.gz",
+        "--pred",
+        "thr_largest.nii.gz",
+        "--ref",
+        "ref.stl",
+        "--region",
+        "region.nii.gz",
+        "--json",
+        "report.json",
+        "--csv",
+        "report.csv",
+    ]);
+    let table = ok(&o);
+    assert!(table.contains("| thr |"), "{table}");
+    let r = json(&std::fs::read_to_string(f.path("report.json")).unwrap());
+    let case = &r["cases"][0];
+    for key in ["dice", "mad_mm", "hd95_mm"] {
+        assert!(case[key].as_f64().is_some(), "{key}: {case}");
+        assert!(r[key].as_f64().is_some(), "top-level {key}");
+    }
+    let dice = case["dice"].as_f64().unwrap();
+    assert!(dice > 0.5 && dice < 1.0, "{dice}");
+    assert!(case["region"]["dice"].as_f64().is_some() && case["region"]["mad_mm"].as_f64().is_some());
+    assert!(r["region"]["dice"].as_f64().is_some() && r["region"]["mad_mm"].as_f64().is_some());
+    // A mesh reference has no Dice, but has surface distances.
+    assert!(r["cases"][1]["dice"].is_null());
+    assert!(r["cases"][1]["mad_mm"].as_f64().is_some());
+    assert!(std::fs::read_to_string(f.path("report.csv")).unwrap().lines().count() >= 3);
+}
+
+/// An open box: a cube with its top face missing.
+fn write_open_box(path: &Path) {
+    let v: Vec<[f32; 3]> = (0..8)
+        .map(|i| [(i & 1) as f32 * 20.0, ((i >> 1) & 1) as f32 * 20.0, ((i >> 2) & 1) as f32 * 20.0])
+        .collect();
+    let faces: [[u32; 3]; 10] = [
+        [0, 2, 1],
+        [1, 2, 3],
+        [0, 1, 5],
+        [0, 5, 4],
+        [2, 6, 7],
+        [2, 7, 3],
+        [0, 4, 6],
+        [0, 6, 2],
+        [1, 3, 7],
+        [1, 7, 5],
+    ];
+    let mesh = msd::geom::Mesh::new(v, faces.to_vec()).unwrap();
+    msd::geom::write_mesh(path, &mesh).unwrap();
+}
+
+#[test]
+fn an_open_mesh_is_refused_for_labelling_unless_allowed() {
+    let f = Fixture::new();
+    write_open_box(&f.path("open.stl"));
+    fails(&f.msd(&["label", "open.stl", "--like", "ct.nii.gz", "--out", "l.nii.gz"]), 1, "not a closed mesh");
+    assert!(!f.path("l.nii.gz").exists());
+    let m = json(&ok(&f.msd(&["info", "open.stl", "--json"])));
+    assert_eq!(m["closed"], false);
+}
+
+#[test]
+fn eval_refuses_volumes_on_different_grids() {
+    let f = Fixture::new();
+    let other = generate(&PhantomConfig::quick().with_noise(0.0), 1).unwrap();
+    let shifted = msd::io::Volume::new(
+        other.skull.data().clone(),
+        other.skull.geometry().with_origin([5.0, 0.0, 0.0]).unwrap(),
+    )
+    .unwrap();
+    write_volume(f.path("shifted.nii.gz"), &shifted).unwrap();
+    fails(&f.msd(&["eval", "--pred", "shifted.nii.gz", "--ref", "skull.nii.gz", "--no-surface"]), 1, "grid");
+}
+
+#[test]
+fn train_then_segment_with_mesh_and_previews() {
+    let f = Fixture::new();
+    ok(&f.msd(&["mesh", "skull.nii.gz", "--out", "ref.stl"]));
+    let o = f.msd(&[
+        "train",
+        "--ct",
+        "ct.nii.gz",
+        "--labels",
+        "skull.nii.gz",
+        "--ct",
+        "ct.nii.gz",
+        "--meshes",
+        "ref.stl",
+        "--out",
+        "model.safetensors",
+        "--epochs",
+        "1",
+        "--depth",
+        "4",
+        "--patch",
+        "32",
+        "--seed",
+        "3",
+    ]);
+    ok(&o);
+    assert!(stderr(&o).contains("epoch"), "{}", stderr(&o));
+    for file in ["model.safetensors", "model.loss.csv", "model.loss.png"] {
+        assert!(f.path(file).exists(), "{file}");
+    }
+    assert!(!f.path("model.safetensors.checkpoint").exists());
+    let o = f.msd(&[
+        "segment",
+        "--model",
+        "model.safetensors",
+        "--input",
+        "ct.nii.gz",
+        "--out",
+        "seg.nii.gz",
+        "--mesh",
+        "seg.stl",
+        "--preview",
+        "previews",
+        "--reference",
+        "skull.nii.gz",
+        "--probabilities",
+        "prob.nii.gz",
+    ]);
+    ok(&o);
+    for file in [
+        "seg.nii.gz",
+        "seg.stl",
+        "prob.nii.gz",
+        "previews/seg_axial.png",
+        "previews/seg_coronal.png",
+        "previews/seg_sagittal.png",
+    ] {
+        assert!(f.path(file).exists(), "{file}");
+    }
+    let seg = json(&ok(&f.msd(&["info", "seg.nii.gz", "--json"])));
+    assert_eq!(seg["shape_zyx"], serde_json::json!([48, 88, 72]));
+}
+
+#[test]
+fn train_needs_a_target_per_ct_and_a_resume_flag_for_a_checkpoint() {
+    let f = Fixture::new();
+    let o = f.msd(&[
+        "train",
+        "--ct",
+        "ct.nii.gz",
+        "--ct",
+        "ct.nii.gz",
+        "--labels",
+        "skull.nii.gz",
+        "--out",
+        "m.safetensors",
+    ]);
+    fails(&o, 2, "2 --ct but 1 --labels/--meshes");
+    std::fs::write(f.path("m.safetensors.checkpoint"), b"partial").unwrap();
+    let o = f.msd(&["train", "--ct", "ct.nii.gz", "--labels", "skull.nii.gz", "--out", "m.safetensors"]);
+    fails(&o, 1, "--resume");
+    // A label volume on another grid than its CT.
+    let other = generate(&PhantomConfig::quick().with_noise(0.0), 1).unwrap();
+    let cropped = msd::io::Volume::new(
+        other.skull.data().slice(ndarray::s![..40, .., ..]).to_owned(),
+        *other.skull.geometry(),
+    )
+    .unwrap();
+    write_volume(f.path("cropped.nii.gz"), &cropped).unwrap();
+    let o = f.msd(&[
+        "train",
+        "--ct",
+        "ct.nii.gz",
+        "--labels",
+        "cropped.nii.gz",
+        "--out",
+        "n.safetensors",
+        "--epochs",
+        "1",
+    ]);
+    fails(&o, 1, "cropped.nii.gz");
+}
+
+#[test]
+fn a_model_whose_metadata_does_not_fit_its_tensors_is_refused() {
+    let f = Fixture::new();
+    // A model for 3 input channels, relabelled as a 1-channel model: its weights no longer fit.
+    let norm = Normalization::new(Normalization::DEFAULT_WINDOW_HU, 0.0, 1.0).unwrap();
+    let model = Model::new(MsdConfig::new(3, 1, 3, 2), norm, 0).unwrap();
+    let path = f.path("three.safetensors");
+    model.save(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let at = text.find("input_channels\\\":3").expect("the metadata names the input channels");
+    let digit = at + "input_channels\\\":".len();
+    bytes[digit] = b'1';
+    std::fs::write(&path, &bytes).unwrap();
+    let o = f.msd(&["segment", "--model", "three.safetensors", "--input", "ct.nii.gz", "--out", "s.nii.gz"]);
+    fails(&o, 1, "three.safetensors");
+    assert!(!f.path("s.nii.gz").exists());
+    // A truncated model file.
+    std::fs::write(f.path("cut.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    fails(
+        &f.msd(&["segment", "--model", "cut.safetensors", "--input", "ct.nii.gz", "--out", "s.nii.gz"]),
+        1,
+        "cut.safetensors",
+    );
+}
+
+#[test]
+fn demo_rejects_an_unwritable_output_folder() {
+    let f = Fixture::new();
+    std::fs::write(f.path("file"), b"x").unwrap();
+    fails(&f.msd(&["demo", "--quick", "--out", "file/sub"]), 1, "file/sub");
+}
