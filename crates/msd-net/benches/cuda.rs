@@ -107,11 +107,14 @@ fn main() {
     let fwd_flops = config.forward_flops(H, W);
     let train_flops = config.train_step_flops(H, W);
 
-    let mut c =
-        Criterion::default().configure_from_args().sample_size(10).warm_up_time(Duration::from_secs(1));
+    // Defaults first, so that command-line options (--measurement-time, filters, ...) override them.
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
     {
         let mut g = c.benchmark_group("cuda_msd_d100");
-        g.measurement_time(Duration::from_secs(5));
         g.throughput(Throughput::Elements((fwd_flops * FORWARD_BATCH as f64) as u64));
         g.bench_function("forward_8x512x512", |b| {
             b.iter(|| {
@@ -127,7 +130,6 @@ fn main() {
             })
         });
         g.throughput(Throughput::Elements((slices * H * W) as u64));
-        g.measurement_time(Duration::from_secs(if quick { 5 } else { 15 }));
         for storage in [FeatureStorage::F32, FeatureStorage::F16, FeatureStorage::Bf16] {
             let opts = InferenceOptions { batch: 8, storage };
             g.bench_function(format!("segment_{slices}x512x512_{storage:?}"), |b| {
