@@ -2,7 +2,8 @@
 // storage types and warp reductions.
 //
 // The Rust side prepends this file to every kernel source before NVRTC compiles it, so the `.cu` files
-// include it only when compiled on their own (nvcc, for resource reports and SASS).
+// include it only when compiled on their own (nvcc, for resource reports and SASS). MSD_HOST_EMULATION
+// is defined only by host_check/cuda_host_shim.h, which runs these sources on the CPU for checking.
 #ifndef MSD_COMMON_CUH
 #define MSD_COMMON_CUH
 
@@ -36,8 +37,12 @@ __device__ __forceinline__ int mirror_index(int t, int n) {
 
 // The block's dynamic shared memory (one declaration for every kernel of a module).
 __device__ __forceinline__ float* dynamic_smem() {
+#ifdef MSD_HOST_EMULATION
+    return msd_host_dynamic_smem();
+#else
     extern __shared__ float msd_dynamic_smem[];
     return msd_dynamic_smem;
+#endif
 }
 
 // Non-negative remainder.
@@ -57,9 +62,13 @@ struct bf16_bits {
 __device__ __forceinline__ float to_f32(float x) { return x; }
 
 __device__ __forceinline__ float to_f32(f16_bits x) {
+#ifdef MSD_HOST_EMULATION
+    return msd_host_f16_to_f32(x.bits);
+#else
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.bits));
     return f;
+#endif
 }
 
 __device__ __forceinline__ float to_f32(bf16_bits x) {
@@ -72,7 +81,11 @@ template <> __device__ __forceinline__ float from_f32<float>(float x) { return x
 
 template <> __device__ __forceinline__ f16_bits from_f32<f16_bits>(float x) {
     f16_bits r;
+#ifdef MSD_HOST_EMULATION
+    r.bits = msd_host_f32_to_f16(x);
+#else
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.bits) : "f"(x));
+#endif
     return r;
 }
 
