@@ -309,7 +309,59 @@ void check_case(const char* name, Net net, int B, int H, int W, float dice_weigh
     compare("parameters after Adam", run.params_after, want);
 }
 
-Net make(int c_in, int width, int depth, int classes, std::vector<int> dil = {}) {
+Net make(int c_in, int width, int depth, int classes, std::vector<int> dil = {});
+
+// Reduced-precision storage: the forward pass with f16 / bf16 feature maps, and the argmax head.
+template <typename S, typename KNorm, typename KConv, typename KArg>
+void check_storage(const char* name, KNorm knorm, KConv kconv, KArg karg, double tol) {
+    const Net net = make(1, 1, 10, 2);
+    const int B = 2, H = 37, W = 29, C = net.c_total();
+    const size_t P = (size_t)H * W;
+    std::mt19937 rng(77);
+    std::normal_distribution<float> n01(0, 1);
+    std::vector<float> par(net.n_params());
+    for (auto& p : par) p = 0.3f * n01(rng);
+    std::vector<float> x((size_t)B * P);
+    for (auto& v : x) v = n01(rng);
+    std::vector<uint8_t> labels((size_t)B * P, 0);
+    const Ref ref = reference(net, par, x, labels, {1.0f, 1.0f}, 0.0f, B, H, W);
+    std::vector<S> feat((size_t)B * C * P);
+    std::vector<float> mean(1, 0.0f), inv(1, 1.0f);
+    emu_launch(knorm, one_d((size_t)B * P), {256, 1, 1}, 0, x.data(), feat.data(), mean.data(), inv.data(), B, 1, C, (int)P);
+    for (int i = 0; i < net.depth; ++i) {
+        const int ci = net.cin(i), d = net.dil[i], t = (32 + 2 * d) * (32 + 2 * d);
+        const int chunk = chunk_for(ci, t, 9, 64 + 4 * d);
+        emu_launch(kconv, {(unsigned)(W + 31) / 32, (unsigned)(H + 31) / 32, (unsigned)B}, {32, 8, 1},
+                   4 * (size_t)(chunk * (t + 9) + 64 + 4 * d), feat.data(), par.data() + net.w_off(i),
+                   par.data() + net.bias_off() + i, ci, 1, C, H, W, d, chunk);
+    }
+    std::vector<float> as_f32(feat.size());
+    for (size_t i = 0; i < feat.size(); ++i) as_f32[i] = to_f32(feat[i]);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < feat.size(); ++i) {
+        num += (as_f32[i] - ref.feat[i]) * (as_f32[i] - ref.feat[i]);
+        den += ref.feat[i] * ref.feat[i];
+    }
+    const double e = std::sqrt(num / den);
+    std::vector<uint8_t> lab((size_t)B * P, 255);
+    emu_launch(karg, {(unsigned)((B * P + 255) / 256), 1, 1}, {256, 1, 1}, 4 * (size_t)2 * C, feat.data(),
+               par.data() + net.head_w_off(), par.data() + net.head_b_off(), lab.data(), B, C, 2, (int)P);
+    size_t wrong = 0, clear = 0;
+    for (int b = 0; b < B; ++b)
+        for (size_t p = 0; p < P; ++p) {
+            const double p0 = ref.probs[((size_t)b * 2) * P + p], p1 = ref.probs[((size_t)b * 2 + 1) * P + p];
+            if (std::abs(p1 - p0) > 0.05) {
+                ++clear;
+                wrong += lab[(size_t)b * P + p] != (p1 > p0 ? 1 : 0);
+            }
+        }
+    const bool ok = e < tol && wrong == 0 && clear > 0;
+    failures += !ok;
+    std::printf("%s storage: features rel err %.2e (limit %.0e), argmax wrong at %zu of %zu clear pixels%s\n", name, e,
+                tol, wrong, clear, ok ? "" : "  FAIL");
+}
+
+Net make(int c_in, int width, int depth, int classes, std::vector<int> dil) {
     Net n{c_in, width, depth, classes, dil};
     if (n.dil.empty())
         for (int i = 0; i < depth; ++i) n.dil.push_back(1 + i % 10);
@@ -325,6 +377,9 @@ int main() {
     check_case("direct kernels (dilation 40, 57)", make(1, 2, 3, 2, {40, 3, 57}), 1, 70, 90, 0.0f, 4);
     check_case("one-pixel-wide column", make(1, 1, 4, 2), 2, 19, 1, 0.0f, 5);
     check_case("several tiles, 8 classes", make(1, 1, 3, 8), 1, 70, 65, 0.2f, 6);
+    check_storage<float>("f32", input_normalize_f32, conv3x3_forward_tiled_o1_f32, head_argmax_f32, 1e-6);
+    check_storage<f16_bits>("f16", input_normalize_f16, conv3x3_forward_tiled_o1_f16, head_argmax_f16, 2e-3);
+    check_storage<bf16_bits>("bf16", input_normalize_bf16, conv3x3_forward_tiled_o1_bf16, head_argmax_bf16, 2e-2);
     std::printf(failures ? "%d checks FAILED\n" : "all checks passed\n", failures);
     return failures ? 1 : 0;
 }
