@@ -10,9 +10,39 @@
 //!
 //! The entry points are [`read_volume`] (any supported format, as `f32`), [`read_labels`] (integer
 //! label files) and [`write_volume`] (NIfTI-1 or NRRD by extension, written atomically). The
-//! [`dicom`], [`nifti`] and [`nrrd`] modules hold the format-specific options.
+//! [`dicom`], [`nifti`] and [`nrrd`] modules hold the format-specific readers, writers and options:
+//! series listing and selection, gantry-tilt and uneven-spacing policies, compression levels.
 //!
-//! # Example
+//! | format | read | write |
+//! |---|---|---|
+//! | DICOM series (folder, file list, DICOMDIR; native, deflate, RLE, JPEG, JPEG 2000, JPEG-LS with the `jpeg-ls` feature; enhanced multi-frame) | [`dicom::read_series`] | – |
+//! | NIfTI-1 `.nii`, `.nii.gz` (sform/qform, `scl_slope`/`scl_inter`) | [`nifti::read`] | [`nifti::write`] |
+//! | NRRD `.nrrd`, `.nhdr` (raw, gzip, ascii; LPS/RAS/LAS) | [`nrrd::read`] | [`nrrd::write`] |
+//!
+//! Every failure is an [`Error`] that names the file and the field or tag at fault. Bad input
+//! (truncated files, absurd sizes, NaN spacing) is an error, never a panic, and no allocation is
+//! sized by a header field before it is checked against the file.
+//!
+//! # Example: a DICOM series to NIfTI
+//!
+//! ```no_run
+//! use msd_io::dicom::{self, ReadOptions};
+//!
+//! // What is in the folder?
+//! for s in dicom::list_series("scans/patient1")? {
+//!     println!("{} {} {:?}: {} slices", s.uid, s.modality, s.description, s.slices);
+//! }
+//! // The CT series with the most slices, in Hounsfield units.
+//! let ct = dicom::read_series("scans/patient1", &ReadOptions::default())?;
+//! let g = ct.volume.geometry();
+//! println!("shape (z, y, x) {:?}", ct.volume.shape());
+//! println!("spacing {:?} mm, origin {:?} mm (LPS)", g.spacing(), g.origin());
+//! println!("direction {:?}, gantry tilt {:.1}°", g.direction(), ct.tilt_deg);
+//! msd_io::write_volume("patient1_ct.nii.gz", &ct.volume.map(|&hu| hu.round() as i16))?;
+//! # Ok::<(), msd_io::Error>(())
+//! ```
+//!
+//! # Example: volumes and their geometry
 //!
 //! ```
 //! use msd_io::{Geometry, Volume};
