@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use msd_io::LabelVolume;
 use msd_metrics::{CaseMetrics, MetricSummary, Region, Report};
-use msd_net::{Augmentation, LossConfig, MsdConfig, StopReason, TrainConfig, TrainProgress};
+use msd_net::{MsdConfig, StopReason, TrainConfig, TrainProgress};
 use serde::Serialize;
 
 use crate::baseline::{DEFAULT_BONE_HU, threshold};
@@ -89,15 +89,7 @@ impl DemoConfig {
     }
 
     fn train_config(network: MsdConfig) -> TrainConfig {
-        TrainConfig {
-            network,
-            validation_fraction: 0.1,
-            early_stopping_patience: Some(5),
-            loss: LossConfig { class_weights: Some(vec![1.0, 3.0]), dice_weight: 0.5 },
-            augmentation: Augmentation::default(),
-            class_names: Some(vec!["background".into(), "skull".into()]),
-            ..TrainConfig::default()
-        }
+        TrainConfig { early_stopping_patience: Some(5), ..crate::training::skull_train_config(network) }
     }
 
     /// Returns the config with another seed (phantoms and training).

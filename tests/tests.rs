@@ -1,1 +1,5 @@
 //! Integration tests of the msd facade, built as one binary.
+mod demo;
+mod phantom;
+mod real_data;
+mod workflow;

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::ArgMatches;
-use msd::net::{LossConfig, MsdConfig, TrainConfig};
+use msd::net::{MsdConfig, TrainConfig};
 use msd::phantom::{PhantomConfig, generate};
-use msd::training::{TrainingSet, train_with_progress};
+use msd::training::{TrainingSet, skull_train_config, train_with_progress};
 
 use crate::cli::TrainArgs;
 use crate::{Ui, UsageError};
@@ -38,11 +38,6 @@ pub fn checkpoint_path(out: &std::path::Path) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
     s.push(".checkpoint");
     PathBuf::from(s)
-}
-
-/// Class weights for skull segmentation: bone is a few per cent of a head CT's voxels.
-pub fn skull_loss() -> LossConfig {
-    LossConfig { class_weights: Some(vec![1.0, 3.0]), dice_weight: 0.5 }
 }
 
 pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()> {
@@ -107,17 +102,14 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
     }
 
     let config = TrainConfig {
-        network: MsdConfig::new(args.depth, 1, args.channels, 2),
         epochs: args.epochs,
         time_budget: args.minutes.map(|m| Duration::from_secs_f64(m * 60.0)),
         batch_size: args.batch,
         patch_size: Some(args.patch),
         seed: args.seed,
-        loss: skull_loss(),
         validation_fraction: args.validation,
         checkpoint: Some(checkpoint.clone()),
-        class_names: Some(vec!["background".into(), "skull".into()]),
-        ..TrainConfig::default()
+        ..skull_train_config(MsdConfig::new(args.depth, 1, args.channels, 2))
     };
     ui.say(format!(
         "training an MSDnet (depth {}, {} input channel(s)) on {} case(s), at most {} epochs{}",

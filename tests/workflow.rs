@@ -1,0 +1,72 @@
+//! The workflow API end to end on phantoms: train → segment → surface → evaluate.
+use msd::evaluation::{EvaluationOptions, Shape};
+use msd::metrics::Region;
+use msd::net::{MsdConfig, TrainConfig};
+use msd::phantom::{PhantomConfig, generate};
+use msd::training::{TrainingSet, mesh_to_labels};
+use msd::{evaluate, segment, surface, train};
+
+#[test]
+fn train_segment_mesh_evaluate_on_phantoms() {
+    let config = PhantomConfig::quick();
+    let mut set = TrainingSet::new();
+    for seed in 0..3 {
+        let head = generate(&config, seed).unwrap();
+        set.push_labels(format!("p{seed}"), head.ct, head.skull).unwrap();
+    }
+    let mut train_config = msd::training::skull_train_config(MsdConfig::new(8, 1, 1, 2));
+    train_config.epochs = 4;
+    train_config.patch_size = Some(48);
+    let model = train(&set, &train_config).unwrap();
+
+    let test = generate(&config.clone().with_craniectomy_probability(1.0), 100).unwrap();
+    let seg = segment(&model, &test.ct).unwrap();
+    assert_eq!(seg.labels.shape(), test.ct.shape());
+    assert_eq!(seg.probabilities.len(), 2);
+    let mesh = surface(&seg.labels).unwrap();
+    assert!(!mesh.is_empty());
+    assert!(mesh.check().is_watertight());
+
+    let report = EvaluationOptions::default()
+        .region(Region::Mask(test.defect_region.clone().unwrap()))
+        .evaluate("t", &Shape::Labels(seg.labels.clone()), &Shape::Labels(test.skull.clone()))
+        .unwrap();
+    let dice = report.metrics.dice.unwrap();
+    // Even a tiny network trained for two epochs finds most of the skull.
+    assert!(dice > 0.6, "Dice {dice}");
+    assert!(report.region.as_ref().unwrap().mad_mm.is_some());
+    let mesh_report = evaluate(&Shape::Mesh(mesh), &Shape::Labels(test.skull)).unwrap();
+    assert!(mesh_report.metrics.mad_mm.unwrap() < 3.0);
+}
+
+#[test]
+fn a_training_set_from_meshes_matches_the_labels() {
+    let head = generate(&PhantomConfig::quick(), 8).unwrap();
+    let mesh = surface(&head.skull).unwrap();
+    let back = mesh_to_labels(&mesh, &head.ct).unwrap();
+    let o = msd::metrics::overlap(&back, &head.skull).unwrap();
+    assert!(o.dice() > 0.999, "{}", o.dice());
+    let mut set = TrainingSet::new();
+    set.push_mesh("m", head.ct.clone(), &mesh).unwrap();
+    assert_eq!(set.len(), 1);
+    // A mesh moved far away from the CT is refused, naming the case.
+    let far = mesh.transformed(&[
+        [1.0, 0.0, 0.0, 1000.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]);
+    let err = set.push_mesh("far away", head.ct.clone(), &far).unwrap_err();
+    let chain =
+        format!("{err}: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default());
+    assert!(chain.contains("far away") && chain.contains("frame"), "{chain}");
+    // Labels on another grid are refused.
+    let other = generate(&PhantomConfig::quick(), 9).unwrap();
+    let moved = msd::io::Volume::new(
+        other.skull.data().clone(),
+        other.skull.geometry().with_origin([1.0, 2.0, 3.0]).unwrap(),
+    )
+    .unwrap();
+    assert!(set.push_labels("moved", head.ct, moved).is_err());
+    assert!(msd::training::train(&TrainingSet::new(), &TrainConfig::default()).is_err());
+}
