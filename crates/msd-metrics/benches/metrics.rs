@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use msd_geom::Mesh;
 use msd_io::{Geometry, LabelVolume};
-use msd_metrics::{SurfaceDistanceOptions, SurfaceIndex, overlap};
+use msd_metrics::{SurfaceDistanceOptions, SurfaceIndex, label_surface_distances, overlap};
 use ndarray::Array3;
 
 /// A latitude-longitude sphere around the origin with `rings × segments × 2` triangles (minus the

@@ -7,6 +7,7 @@
 //! boundary voxel counts once (MONAI's convention); the statistics are those of
 //! [`crate::surface_distance`] with voxels in place of area samples.
 use msd_io::LabelVolume;
+use rayon::prelude::*;
 
 use crate::edt::squared_edt;
 use crate::overlap::GRID_TOLERANCE_MM;
@@ -88,20 +89,20 @@ pub fn label_surface_distances(
     Ok(SurfaceDistances::from_directed((&pd, 1.0, f64::NAN), (&rd, 1.0, f64::NAN), tolerance_mm))
 }
 
-/// Boundary voxels of the class, in standard `[z, y, x]` order.
-fn boundary(v: &LabelVolume, class: &impl Fn(u8) -> bool) -> Vec<bool> {
+/// Boundary voxels of the class, in standard `[z, y, x]` order; one z slice per parallel task.
+fn boundary(v: &LabelVolume, class: &(impl Fn(u8) -> bool + Sync)) -> Vec<bool> {
     let [nz, ny, nx] = v.shape();
     let d = v.data();
     let inside = |z: usize, y: usize, x: usize| class(d[[z, y, x]]);
     let mut out = vec![false; nz * ny * nx];
-    for z in 0..nz {
+    out.par_chunks_mut(ny * nx).enumerate().for_each(|(z, slice)| {
         for y in 0..ny {
             for x in 0..nx {
                 if !inside(z, y, x) {
                     continue;
                 }
                 let border = z == 0 || y == 0 || x == 0 || z + 1 == nz || y + 1 == ny || x + 1 == nx;
-                out[(z * ny + y) * nx + x] = border
+                slice[y * nx + x] = border
                     || !inside(z - 1, y, x)
                     || !inside(z + 1, y, x)
                     || !inside(z, y - 1, x)
@@ -110,7 +111,7 @@ fn boundary(v: &LabelVolume, class: &impl Fn(u8) -> bool) -> Vec<bool> {
                     || !inside(z, y, x + 1);
             }
         }
-    }
+    });
     out
 }
 
