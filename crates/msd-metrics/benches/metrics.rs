@@ -1,7 +1,7 @@
 //! Benchmarks of msd-metrics: symmetric MAD between two ~1 M-triangle surfaces (points/s), raw
 //! closest-point queries against a 1 M-triangle surface (points/s, the figure to compare with
-//! trimesh's `closest_point`, see `trimesh_closest_point.py`), and Dice on 512 × 512 × 300 label
-//! volumes (voxels/s).
+//! trimesh's `closest_point`, see `trimesh_closest_point.py`), Dice and label-volume surface
+//! distances on 512 × 512 × 300 label volumes (voxels/s).
 use std::f32::consts::PI;
 use std::hint::black_box;
 
@@ -88,6 +88,14 @@ fn dice(c: &mut Criterion) {
     group.throughput(Throughput::Elements(a.len() as u64));
     group.bench_function("dice_512x512x300", |bench| {
         bench.iter(|| black_box(overlap(&a, &b).expect("overlap")))
+    });
+    group.finish();
+    // Boundary extraction plus two exact distance transforms over the boundaries' bounding box.
+    let mut group = c.benchmark_group("label_surface_distances");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(a.len() as u64));
+    group.bench_function("balls_512x512x300", |bench| {
+        bench.iter(|| black_box(label_surface_distances(&a, &b, None, 1.0, None).expect("distances")))
     });
     group.finish();
 }
