@@ -86,6 +86,7 @@ fn compare_with_candle(config: &MsdConfig, n: usize, h: usize, w: usize, seed: u
 fn matches_candle_on_several_shapes_and_isas() {
     let cases = [
         (MsdConfig::new(12, 1, 1, 2), 2, 23, 31),
+        (MsdConfig::new(11, 1, 1, 2), 1, 30, 170),
         (MsdConfig::new(5, 2, 3, 3), 1, 17, 40),
         // Images smaller than the dilation: reflection wraps more than once.
         (MsdConfig::new(4, 1, 1, 2).with_dilations(vec![7, 3, 12, 1]), 1, 5, 6),
@@ -102,8 +103,14 @@ fn matches_candle_on_several_shapes_and_isas() {
 
 #[test]
 fn fast_kernels_match_the_naive_loops() {
+    // Wide enough for the register-blocked strips and the fused interior-row backward.
+    for (h, w) in [(37, 45), (29, 157)] {
+        fast_matches_naive(h, w);
+    }
+}
+
+fn fast_matches_naive(h: usize, w: usize) {
     let config = MsdConfig::new(15, 1, 1, 2);
-    let (h, w) = (37, 45);
     let params = random_params(&config, 3);
     let hw = h * w;
     let mut naive = vec![0.0f32; config.total_channels() * hw];

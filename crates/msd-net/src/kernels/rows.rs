@@ -38,34 +38,53 @@ impl Mad for Plain {
 /// Lanes of the partial sums in the vectorised dot products (a multiple of every vector width).
 const LANES: usize = 16;
 
-/// `acc[x] += Σ_{ky,kx} k[3ky+kx] · rows[ky][reflect(x + (kx−1)d)]` for every column `x`.
+/// Output columns per register-blocked strip: the strip's accumulators stay in vector registers
+/// while all input channels stream past (4 AVX-512 or 8 AVX2 registers).
+const STRIP: usize = 64;
+
+/// `acc[x] += Σ_{ky,kx} k[3ky+kx] · rows[ky][x + (kx−1)d]` for the columns `x` in `from..to`
+/// (all within the interior `d..w-d`, so no reflection is needed).
 #[inline(always)]
-fn taps9<M: Mad>(acc: &mut [f32], rows: [&[f32]; 3], k: &[f32; 9], d: usize) {
-    let w = acc.len();
-    if w > 2 * d {
-        let n = w - 2 * d;
-        let a = &mut acc[d..d + n];
-        let [r0, r1, r2] = rows;
-        let (l0, c0, q0) = (&r0[..n], &r0[d..d + n], &r0[2 * d..2 * d + n]);
-        let (l1, c1, q1) = (&r1[..n], &r1[d..d + n], &r1[2 * d..2 * d + n]);
-        let (l2, c2, q2) = (&r2[..n], &r2[d..d + n], &r2[2 * d..2 * d + n]);
-        for i in 0..n {
-            let mut s = a[i];
-            s = M::mad(k[0], l0[i], s);
-            s = M::mad(k[1], c0[i], s);
-            s = M::mad(k[2], q0[i], s);
-            s = M::mad(k[3], l1[i], s);
-            s = M::mad(k[4], c1[i], s);
-            s = M::mad(k[5], q1[i], s);
-            s = M::mad(k[6], l2[i], s);
-            s = M::mad(k[7], c2[i], s);
-            s = M::mad(k[8], q2[i], s);
-            a[i] = s;
-        }
+fn taps9_interior<M: Mad>(
+    acc: &mut [f32],
+    rows: [&[f32]; 3],
+    k: &[f32; 9],
+    d: usize,
+    from: usize,
+    to: usize,
+) {
+    if to <= from {
+        return;
     }
-    let d = d as isize;
-    for x in border_columns(w, d as usize) {
-        let xs = [reflect(x as isize - d, w), x, reflect(x as isize + d, w)];
+    let n = to - from;
+    let a = &mut acc[from..to];
+    let [r0, r1, r2] = rows;
+    let (b, e) = (from - d, from + d);
+    let (l0, c0, q0) = (&r0[b..b + n], &r0[from..to], &r0[e..e + n]);
+    let (l1, c1, q1) = (&r1[b..b + n], &r1[from..to], &r1[e..e + n]);
+    let (l2, c2, q2) = (&r2[b..b + n], &r2[from..to], &r2[e..e + n]);
+    for i in 0..n {
+        let mut s = a[i];
+        s = M::mad(k[0], l0[i], s);
+        s = M::mad(k[1], c0[i], s);
+        s = M::mad(k[2], q0[i], s);
+        s = M::mad(k[3], l1[i], s);
+        s = M::mad(k[4], c1[i], s);
+        s = M::mad(k[5], q1[i], s);
+        s = M::mad(k[6], l2[i], s);
+        s = M::mad(k[7], c2[i], s);
+        s = M::mad(k[8], q2[i], s);
+        a[i] = s;
+    }
+}
+
+/// The border columns: every column whose taps may leave the row, with [`reflect`].
+#[inline(always)]
+fn taps9_border<M: Mad>(acc: &mut [f32], rows: [&[f32]; 3], k: &[f32; 9], d: usize) {
+    let w = acc.len();
+    let di = d as isize;
+    for x in border_columns(w, d) {
+        let xs = [reflect(x as isize - di, w), x, reflect(x as isize + di, w)];
         let mut s = acc[x];
         for (ky, row) in rows.iter().enumerate() {
             for (kx, &sx) in xs.iter().enumerate() {
@@ -74,6 +93,41 @@ fn taps9<M: Mad>(acc: &mut [f32], rows: [&[f32]; 3], k: &[f32; 9], d: usize) {
         }
         acc[x] = s;
     }
+}
+
+/// One strip of `STRIP` interior output columns starting at `x0`, summed over all `cin` channels
+/// with the accumulators held in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn strip<M: Mad>(
+    input: &[f32],
+    hw: usize,
+    w: usize,
+    ys: [usize; 3],
+    weights: &[f32],
+    cin: usize,
+    d: usize,
+    x0: usize,
+    out: &mut [f32; STRIP],
+) {
+    let mut a = *out;
+    for c in 0..cin {
+        let k: &[f32; 9] = weights[c * 9..c * 9 + 9].try_into().expect("9 taps");
+        let plane = &input[c * hw..(c + 1) * hw];
+        for ky in 0..3 {
+            let row = &plane[ys[ky] * w..(ys[ky] + 1) * w];
+            let l: &[f32; STRIP] = row[x0 - d..x0 - d + STRIP].try_into().expect("strip");
+            let m: &[f32; STRIP] = row[x0..x0 + STRIP].try_into().expect("strip");
+            let q: &[f32; STRIP] = row[x0 + d..x0 + d + STRIP].try_into().expect("strip");
+            let (k0, k1, k2) = (k[3 * ky], k[3 * ky + 1], k[3 * ky + 2]);
+            for i in 0..STRIP {
+                a[i] = M::mad(k0, l[i], a[i]);
+                a[i] = M::mad(k1, m[i], a[i]);
+                a[i] = M::mad(k2, q[i], a[i]);
+            }
+        }
+    }
+    *out = a;
 }
 
 /// One output channel of one layer over the rows `y0..y0 + out.len() / w`:
@@ -95,15 +149,25 @@ pub(crate) fn forward_rows<M: Mad>(
     out: &mut [f32],
 ) {
     let hw = h * w;
+    let strips = if w > 2 * d { (w - 2 * d) / STRIP } else { 0 };
+    let tail_from = d + strips * STRIP;
     for (r, acc) in out.chunks_exact_mut(w).enumerate() {
         let y = y0 + r;
         acc.fill(bias);
         let ys = [reflect(y as isize - d as isize, h), y, reflect((y + d) as isize, h)];
+        for s in 0..strips {
+            let x0 = d + s * STRIP;
+            let out: &mut [f32; STRIP] = (&mut acc[x0..x0 + STRIP]).try_into().expect("strip");
+            strip::<M>(input, hw, w, ys, weights, cin, d, x0, out);
+        }
         for (c, k) in weights.chunks_exact(9).take(cin).enumerate() {
             let plane = &input[c * hw..(c + 1) * hw];
             let rows = ys.map(|sy| &plane[sy * w..(sy + 1) * w]);
             let k: &[f32; 9] = k.try_into().expect("chunks_exact(9) yields 9 values");
-            taps9::<M>(acc, rows, k, d);
+            if w > 2 * d {
+                taps9_interior::<M>(acc, rows, k, d, tail_from, w - d);
+            }
+            taps9_border::<M>(acc, rows, k, d);
         }
         for v in acc.iter_mut() {
             *v = v.max(0.0);
@@ -170,6 +234,95 @@ fn adjoint3<M: Mad>(gp: &[f32], src: &[f32], gin: Option<&mut [f32]>, k: [f32; 3
     dots
 }
 
+/// Three [`adjoint3`] calls fused for an interior row `r` (`d ≤ r < h − d`): `gp[ky]` is the
+/// gradient row `r − (ky−1)d` whose kernel row `ky` reads input row `r`. The input and gradient
+/// rows are read once for all nine taps. Returns the nine weight-gradient contributions.
+#[inline(always)]
+// Indexing eleven slices in lockstep is the clearest form for the vectoriser.
+#[allow(clippy::needless_range_loop)]
+fn adjoint9<M: Mad>(
+    gp: [&[f32]; 3],
+    src: &[f32],
+    mut gin: Option<&mut [f32]>,
+    k: &[f32; 9],
+    d: usize,
+) -> [f32; 9] {
+    let w = src.len();
+    let mut dots = [0.0f32; 9];
+    if w <= 2 * d + LANES {
+        for ky in 0..3 {
+            let k3 = [k[3 * ky], k[3 * ky + 1], k[3 * ky + 2]];
+            let r = adjoint3::<M>(gp[ky], src, gin.as_deref_mut(), k3, d);
+            dots[3 * ky..3 * ky + 3].copy_from_slice(&r);
+        }
+        return dots;
+    }
+    let n = w - 2 * d;
+    let chunks = n / LANES;
+    let (sl, sc, sr) = (&src[..n], &src[d..d + n], &src[2 * d..2 * d + n]);
+    let [g0, g1, g2] = gp;
+    let (g0l, g0c, g0r) = (&g0[..n], &g0[d..d + n], &g0[2 * d..2 * d + n]);
+    let (g1l, g1c, g1r) = (&g1[..n], &g1[d..d + n], &g1[2 * d..2 * d + n]);
+    let (g2l, g2c, g2r) = (&g2[..n], &g2[d..d + n], &g2[2 * d..2 * d + n]);
+    let mut acc = [[0.0f32; LANES]; 9];
+    for ch in 0..chunks {
+        let b = ch * LANES;
+        for l in 0..LANES {
+            let i = b + l;
+            let (a, c, e) = (sl[i], sc[i], sr[i]);
+            acc[0][l] = M::mad(g0c[i], a, acc[0][l]);
+            acc[1][l] = M::mad(g0c[i], c, acc[1][l]);
+            acc[2][l] = M::mad(g0c[i], e, acc[2][l]);
+            acc[3][l] = M::mad(g1c[i], a, acc[3][l]);
+            acc[4][l] = M::mad(g1c[i], c, acc[4][l]);
+            acc[5][l] = M::mad(g1c[i], e, acc[5][l]);
+            acc[6][l] = M::mad(g2c[i], a, acc[6][l]);
+            acc[7][l] = M::mad(g2c[i], c, acc[7][l]);
+            acc[8][l] = M::mad(g2c[i], e, acc[8][l]);
+        }
+    }
+    for (dot, lanes) in dots.iter_mut().zip(&acc) {
+        *dot = lanes.iter().sum();
+    }
+    for i in chunks * LANES..n {
+        let (a, c, e) = (sl[i], sc[i], sr[i]);
+        for (ky, g) in [g0c, g1c, g2c].iter().enumerate() {
+            dots[3 * ky] = M::mad(g[i], a, dots[3 * ky]);
+            dots[3 * ky + 1] = M::mad(g[i], c, dots[3 * ky + 1]);
+            dots[3 * ky + 2] = M::mad(g[i], e, dots[3 * ky + 2]);
+        }
+    }
+    let di = d as isize;
+    for x in border_columns(w, d) {
+        for (ky, g) in gp.iter().enumerate() {
+            for kx in 0..3 {
+                let sx = reflect(x as isize + (kx as isize - 1) * di, w);
+                dots[3 * ky + kx] = M::mad(g[x], src[sx], dots[3 * ky + kx]);
+            }
+        }
+    }
+    if let Some(gin) = gin {
+        let a = &mut gin[d..d + n];
+        for i in 0..n {
+            let mut s = a[i];
+            s = M::mad(k[0], g0r[i], s);
+            s = M::mad(k[1], g0c[i], s);
+            s = M::mad(k[2], g0l[i], s);
+            s = M::mad(k[3], g1r[i], s);
+            s = M::mad(k[4], g1c[i], s);
+            s = M::mad(k[5], g1l[i], s);
+            s = M::mad(k[6], g2r[i], s);
+            s = M::mad(k[7], g2c[i], s);
+            s = M::mad(k[8], g2l[i], s);
+            a[i] = s;
+        }
+        for ky in 0..3 {
+            adjoint3_border_scatter::<M>(gp[ky], gin, [k[3 * ky], k[3 * ky + 1], k[3 * ky + 2]], d);
+        }
+    }
+    dots
+}
+
 /// The part of [`adjoint3`]'s scatter the interior gather leaves out: in-range sources of border
 /// targets, and every tap that left the row and was mirrored back.
 #[inline(always)]
@@ -215,16 +368,32 @@ pub(crate) fn backward_channel<M: Mad>(
 ) -> Vec<[f32; 9]> {
     let hw = h * w;
     let mut dw = vec![[0.0f32; 9]; weights.len()];
+    // Interior input rows r gather from the three gradient rows r + d, r, r − d (kernel rows
+    // 0, 1, 2) in one fused pass; every (gradient row, kernel row) pair whose input row is a
+    // border row or was mirrored goes through the per-pair path below. Each pair is done once.
+    let interior = if h > 2 * d { d..h - d } else { 0..0 };
     for (o, (k, dwo)) in weights.iter().zip(dw.iter_mut()).enumerate() {
         let g_plane = &gpre[o * hw..(o + 1) * hw];
+        let grow = |y: usize| &g_plane[y * w..(y + 1) * w];
+        for r in interior.clone() {
+            let srow = &src[r * w..(r + 1) * w];
+            let girow = gin.as_deref_mut().map(|g| &mut g[r * w..(r + 1) * w]);
+            let dots = adjoint9::<M>([grow(r + d), grow(r), grow(r - d)], srow, girow, k, d);
+            for (t, v) in dwo.iter_mut().zip(dots) {
+                *t += v;
+            }
+        }
         for y in 0..h {
-            let gp = &g_plane[y * w..(y + 1) * w];
             for ky in 0..3 {
-                let sy = reflect(y as isize + (ky as isize - 1) * d as isize, h);
+                let t = y as isize + (ky as isize - 1) * d as isize;
+                if t >= 0 && interior.contains(&(t as usize)) {
+                    continue;
+                }
+                let sy = reflect(t, h);
                 let srow = &src[sy * w..(sy + 1) * w];
-                let grow = gin.as_deref_mut().map(|g| &mut g[sy * w..(sy + 1) * w]);
+                let girow = gin.as_deref_mut().map(|g| &mut g[sy * w..(sy + 1) * w]);
                 let k3 = [k[3 * ky], k[3 * ky + 1], k[3 * ky + 2]];
-                let dots = adjoint3::<M>(gp, srow, grow, k3, d);
+                let dots = adjoint3::<M>(grow(y), srow, girow, k3, d);
                 for kx in 0..3 {
                     dwo[3 * ky + kx] += dots[kx];
                 }

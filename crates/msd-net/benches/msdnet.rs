@@ -1,0 +1,180 @@
+//! MSDnet CPU benchmarks: one dilated layer at several channel counts, the depth-100 width-1
+//! network's forward pass and training step at 256² and 512², the candle-composed reference in the
+//! same run for the ratio, and this machine's FP32 FMA peak and memory bandwidth for scale.
+//!
+//! `cargo bench -p msd-net --bench msdnet -- --warm-up-time 1 --measurement-time 3`
+use std::hint::black_box;
+
+use candle_core::{Device, Tensor};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use msd_net::kernels::{self, Isa};
+use msd_net::{Backend, BatchShape, CandleMsd, CpuBackend, LossConfig, MsdConfig, Params};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+fn params(config: &MsdConfig) -> Params {
+    let mut p = Params::init(config, 0).unwrap();
+    // Small positive biases keep most ReLUs active, the realistic (and slower) case.
+    p.conv_biases.iter_mut().for_each(|b| *b = 0.05);
+    p.final_weights = random(p.final_weights.len(), 1);
+    p
+}
+
+fn name(what: &str) -> String {
+    format!("cpu_{}_{what}", Isa::detect().name())
+}
+
+/// One 3×3 dilated layer reading `c` channels of a 512² image.
+fn layer(c: &mut Criterion) {
+    let mut g = c.benchmark_group(name("layer_512"));
+    let (h, w) = (512, 512);
+    for channels in [1usize, 10, 50, 100] {
+        let config = MsdConfig::new(1, 1, channels, 2).with_dilations(vec![5]);
+        let p = params(&config);
+        let mut feats = random(config.total_channels() * h * w, 2);
+        g.throughput(Throughput::Elements((2 * 9 * channels * h * w) as u64));
+        g.bench_with_input(BenchmarkId::new("forward", channels), &channels, |b, _| {
+            b.iter(|| {
+                kernels::forward(Isa::detect(), &config, &p.conv_weights, &p.conv_biases, &mut feats, h, w)
+                    .unwrap()
+            })
+        });
+        let mut grads = random(feats.len(), 3);
+        let mut dw = vec![0.0; p.conv_weights.len()];
+        let mut db = vec![0.0; p.conv_biases.len()];
+        g.throughput(Throughput::Elements((4 * 9 * channels * h * w) as u64));
+        g.bench_with_input(BenchmarkId::new("backward", channels), &channels, |b, _| {
+            b.iter(|| {
+                kernels::backward(
+                    Isa::detect(),
+                    &config,
+                    &p.conv_weights,
+                    &feats,
+                    &mut grads,
+                    &mut dw,
+                    &mut db,
+                    h,
+                    w,
+                )
+                .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Depth 100, width 1, one image: forward and training step, ours and candle's.
+fn network(c: &mut Criterion) {
+    let config = MsdConfig::default();
+    let p = params(&config);
+    let mut g = c.benchmark_group(name("msdnet_d100"));
+    g.sample_size(10);
+    for size in [256usize, 512] {
+        let shape = BatchShape { images: 1, height: size, width: size };
+        let input = random(size * size, 4);
+        let labels: Vec<u8> = random(size * size, 5).iter().map(|&v| (v > 0.6) as u8).collect();
+        let mut cpu = CpuBackend::new(&config).unwrap();
+        cpu.set_params(&p).unwrap();
+        g.throughput(Throughput::Elements(config.forward_flops(size, size) as u64));
+        g.bench_function(BenchmarkId::new("forward", size), |b| {
+            b.iter(|| cpu.forward(black_box(&input), shape).unwrap())
+        });
+        g.throughput(Throughput::Elements(config.train_step_flops(size, size) as u64));
+        g.bench_function(BenchmarkId::new("train_step", size), |b| {
+            b.iter(|| {
+                cpu.forward(&input, shape).unwrap();
+                cpu.loss(&labels, &LossConfig::default()).unwrap();
+                cpu.backward().unwrap();
+            })
+        });
+        let dev = Device::Cpu;
+        let net = CandleMsd::new(&config, &p, &dev).unwrap();
+        let x = Tensor::from_slice(&input, (1, 1, size, size), &dev).unwrap();
+        g.throughput(Throughput::Elements(config.forward_flops(size, size) as u64));
+        g.bench_function(BenchmarkId::new("candle_reference_forward", size), |b| {
+            b.iter(|| {
+                let f = net.features(&x).unwrap();
+                net.logits(&f).unwrap()
+            })
+        });
+        if size == 256 {
+            g.throughput(Throughput::Elements(config.train_step_flops(size, size) as u64));
+            g.bench_function(BenchmarkId::new("candle_reference_train_step", size), |b| {
+                b.iter(|| {
+                    let f = net.features(&x).unwrap();
+                    let l = net.logits(&f).unwrap().sum_all().unwrap();
+                    net.gradients(&l).unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+/// FP32 FMA peak of all cores: independent fused multiply-adds on 16 lanes × 12 accumulators.
+fn machine(c: &mut Criterion) {
+    let mut g = c.benchmark_group("machine");
+    const ITERS: usize = 1 << 20;
+    let threads = rayon::current_num_threads();
+    g.throughput(Throughput::Elements((threads * ITERS * 12 * 16 * 2) as u64));
+    g.bench_function(format!("fp32_fma_peak_{threads}_threads"), |b| {
+        b.iter(|| (0..threads).into_par_iter().map(|t| fma_loop(ITERS, t as f32)).sum::<f32>())
+    });
+    // Stream-like copy of 256 MiB (read + write counted).
+    let n = 64 << 20;
+    let src = vec![1.0f32; n];
+    let mut dst = vec![0.0f32; n];
+    g.throughput(Throughput::Bytes((2 * 4 * n) as u64));
+    g.bench_function(format!("copy_256MiB_{threads}_threads"), |b| {
+        b.iter(|| {
+            dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| d.copy_from_slice(s));
+            black_box(&dst);
+        })
+    });
+    g.finish();
+}
+
+/// Runs `iters` rounds of 12 independent 16-lane FMAs (a chain per accumulator).
+fn fma_loop(iters: usize, seed: f32) -> f32 {
+    #[inline(always)]
+    fn body(iters: usize, seed: f32) -> f32 {
+        let mut acc = [[seed; 16]; 12];
+        let (a, b) = (black_box(0.999_f32), black_box(1e-3_f32));
+        for _ in 0..iters {
+            for row in acc.iter_mut() {
+                for v in row.iter_mut() {
+                    *v = v.mul_add(a, b);
+                }
+            }
+        }
+        acc.iter().flatten().sum()
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        fn avx512(iters: usize, seed: f32) -> f32 {
+            body(iters, seed)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(iters: usize, seed: f32) -> f32 {
+            body(iters, seed)
+        }
+        match Isa::detect() {
+            // SAFETY: `Isa::detect` found AVX-512F, AVX2 and FMA on this CPU.
+            Isa::Avx512 => return unsafe { avx512(iters, seed) },
+            // SAFETY: `Isa::detect` found AVX2 and FMA on this CPU.
+            Isa::Avx2Fma => return unsafe { avx2(iters, seed) },
+            Isa::Scalar => {}
+        }
+    }
+    body(iters, seed)
+}
+
+criterion_group!(benches, machine, layer, network);
+criterion_main!(benches);
