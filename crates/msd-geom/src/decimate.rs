@@ -152,12 +152,16 @@ impl State {
     }
 
     /// The largest distance from `original` of `target` and of the centroids of the triangles that
-    /// collapsing `b` into `a` changes.
-    fn deviation(&self, original: &TriMesh, a: u32, b: u32, target: [f64; 3]) -> f64 {
+    /// collapsing `b` into `a` changes, or `None` as soon as one is further than `bound` (the BVH
+    /// search is pruned at the bound, which keeps the common case fast).
+    fn deviation(&self, original: &TriMesh, a: u32, b: u32, target: [f64; 3], bound: f64) -> Option<f64> {
         let dist = |p: [f64; 3]| {
-            original.distance_to_local_point(Vector::new(p[0] as f32, p[1] as f32, p[2] as f32), false) as f64
+            let q = Vector::new(p[0] as f32, p[1] as f32, p[2] as f32);
+            original
+                .project_local_point_with_max_dist(q, false, bound as f32)
+                .map(|proj| (proj.point - q).length() as f64)
         };
-        let mut worst = dist(target);
+        let mut worst = dist(target)?;
         for v in [a, b] {
             for &t in &self.vertex_tris[v as usize] {
                 let tri = self.tris[t as usize];
@@ -165,10 +169,10 @@ impl State {
                     continue;
                 }
                 let p = tri.map(|i| if i == a || i == b { target } else { self.pos[i as usize] });
-                worst = worst.max(dist([0, 1, 2].map(|k| (p[0][k] + p[1][k] + p[2][k]) / 3.0)));
+                worst = worst.max(dist([0, 1, 2].map(|k| (p[0][k] + p[1][k] + p[2][k]) / 3.0))?);
             }
         }
-        worst
+        (worst <= bound).then_some(worst)
     }
 
     /// Whether collapsing `b` into `a` at `target` keeps the surface manifold and unflipped.
@@ -297,11 +301,10 @@ pub fn decimate(mesh: &Mesh, options: &DecimateOptions) -> Result<Decimation> {
             continue;
         }
         if let Some(original) = &original {
-            let d = state.deviation(original, a, b, c.target);
-            if d > options.max_deviation_mm {
-                continue;
+            match state.deviation(original, a, b, c.target, options.max_deviation_mm) {
+                Some(d) => worst = worst.max(d),
+                None => continue,
             }
-            worst = worst.max(d);
         }
         // Collapse b into a.
         let b_tris = std::mem::take(&mut state.vertex_tris[b as usize]);
