@@ -6,10 +6,11 @@
 #include "common.cuh"
 #endif
 
-// dz[img][j][p] = grad[img][c_out0 + j][p] if feat[img][c_out0 + j][p] > 0, else 0.
+// dz[img][dz_c0 + j][p] = grad[img][c_out0 + j][p] if feat[img][c_out0 + j][p] > 0, else 0, for the
+// layer's `width` outputs; dz holds `dz_channels` channels per image (the masked gradients of a group).
 extern "C" __global__ void relu_mask(const float* __restrict__ feat, const float* __restrict__ grad,
                                      float* __restrict__ dz, int images, int c_total, int c_out0, int width,
-                                     int plane) {
+                                     int plane, int dz_channels, int dz_c0) {
     const size_t n = (size_t)images * width * plane;
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n;
          idx += (size_t)gridDim.x * blockDim.x) {
@@ -17,7 +18,7 @@ extern "C" __global__ void relu_mask(const float* __restrict__ feat, const float
         const size_t img = idx / per_image;
         const size_t rem = idx - img * per_image;
         const size_t src = (img * c_total + c_out0) * plane + rem;
-        dz[idx] = feat[src] > 0.0f ? grad[src] : 0.0f;
+        dz[(img * dz_channels + dz_c0) * plane + rem] = feat[src] > 0.0f ? grad[src] : 0.0f;
     }
 }
 
@@ -28,20 +29,23 @@ extern "C" __global__ void relu_mask(const float* __restrict__ feat, const float
 // T[o][tap] of dz do not depend on the input channel, so each thread forms them once and then updates
 // every input channel with 9 * OCB multiply-adds per pixel.
 //
-// Blocks are 32x8 threads, each thread BWD_ROWS(OCB) rows 8 apart; grid.z = images. Adds into `grad`.
+// Blocks are 32x8 threads, each thread BWD_ROWS(OCB) rows 8 apart; grid.z = images. Adds into `grad`
+// channels c_begin..cin. `dz` points at the layer's first masked-gradient channel of image 0; images are
+// dz_channels channels apart.
 #define BWD_ROWS(OCB) ((OCB) == 1 ? 4 : 1)
 
 template <int OCB>
 __device__ __forceinline__ void conv3x3_backward_input(float* __restrict__ grad, const float* __restrict__ dz,
-                                                       const float* __restrict__ weight, int cin, int width,
-                                                       int c_total, int h, int w, int dil) {
+                                                       const float* __restrict__ weight, int c_begin, int cin,
+                                                       int width, int c_total, int h, int w, int dil,
+                                                       int dz_channels) {
     constexpr int ROWS = BWD_ROWS(OCB);
     const int img = blockIdx.z;
     const int x = blockIdx.x * MSD_BLOCK_X + threadIdx.x;
     const int y_base = blockIdx.y * MSD_BLOCK_Y * ROWS + threadIdx.y;
     const size_t plane = (size_t)h * w;
     float* gbase = grad + (size_t)img * c_total * plane;
-    const float* dzbase = dz + (size_t)img * width * plane;
+    const float* dzbase = dz + (size_t)img * dz_channels * plane;
     const int qx = min(x, w - 1);
 
     // Preimages along x for each kx, shared by all rows.
@@ -89,7 +93,7 @@ __device__ __forceinline__ void conv3x3_backward_input(float* __restrict__ grad,
             }
         }
         if (x < w) {
-            for (int c = 0; c < cin; ++c) {
+            for (int c = c_begin; c < cin; ++c) {
                 float acc[ROWS];
 #pragma unroll
                 for (int r = 0; r < ROWS; ++r) {
@@ -123,15 +127,15 @@ __device__ __forceinline__ void conv3x3_backward_input(float* __restrict__ grad,
 }
 
 extern "C" __global__ void MSD_CONV_BOUNDS
-    conv3x3_backward_input_o1(float* grad, const float* dz, const float* weight, int cin, int width,
-                              int c_total, int h, int w, int dil) {
-    conv3x3_backward_input<1>(grad, dz, weight, cin, width, c_total, h, w, dil);
+    conv3x3_backward_input_o1(float* grad, const float* dz, const float* weight, int c_begin, int cin,
+                              int width, int c_total, int h, int w, int dil, int dz_channels) {
+    conv3x3_backward_input<1>(grad, dz, weight, c_begin, cin, width, c_total, h, w, dil, dz_channels);
 }
 
 extern "C" __global__ void MSD_CONV_BOUNDS
-    conv3x3_backward_input_o4(float* grad, const float* dz, const float* weight, int cin, int width,
-                              int c_total, int h, int w, int dil) {
-    conv3x3_backward_input<4>(grad, dz, weight, cin, width, c_total, h, w, dil);
+    conv3x3_backward_input_o4(float* grad, const float* dz, const float* weight, int c_begin, int cin,
+                              int width, int c_total, int h, int w, int dil, int dz_channels) {
+    conv3x3_backward_input<4>(grad, dz, weight, c_begin, cin, width, c_total, h, w, dil, dz_channels);
 }
 
 // Weight and bias gradients, first stage. Each block takes one 32x64 tile of one image and OCB output
@@ -294,6 +298,203 @@ MSD_WEIGHT_GRAD(conv3x3_weight_grad_tiled_o1, 1, true)
 MSD_WEIGHT_GRAD(conv3x3_weight_grad_tiled_o4, 4, true)
 MSD_WEIGHT_GRAD(conv3x3_weight_grad_direct_o1, 1, false)
 MSD_WEIGHT_GRAD(conv3x3_weight_grad_direct_o4, 4, false)
+
+// ---------------------------------------------------------------------------------------------------
+// Grouped backward. The layers of a group (consecutive, `slots` = layers * width <= MSD_GROUP_SLOTS
+// masked-gradient channels) read the same lower channels, so one pass over those channels serves the
+// whole group: the feature gradient of each lower channel is read and written once per group instead of
+// once per layer, and each feature tile is loaded once for the weight gradients of all the group's layers.
+// Group layout: `weight` points at the first layer's block, layer l's block follows at
+// 9 * width * (l * cin0 + width * l * (l - 1) / 2) (cin0 = the first layer's input count); `dils` holds the
+// group's dilations; dz is [images][slots][plane] with layer l's output j at slot l * width + j.
+#define MSD_GROUP_SLOTS 10
+
+__device__ __forceinline__ size_t group_weight_offset(int l, int width, int cin0) {
+    return (size_t)9 * width * ((size_t)l * cin0 + (size_t)width * l * (l - 1) / 2);
+}
+
+// Adds the input gradient of every layer of the group into grad channels 0..c_end (those below the
+// group). One pixel per thread; blocks of 32x8; grid.z = images.
+extern "C" __global__ void MSD_CONV_BOUNDS
+    conv3x3_backward_input_group(float* __restrict__ grad, const float* __restrict__ dz,
+                                 const float* __restrict__ weight, const int* __restrict__ dils, int slots,
+                                 int width, int cin0, int c_end, int c_total, int h, int w) {
+    const int img = blockIdx.z;
+    const int x = blockIdx.x * MSD_BLOCK_X + threadIdx.x;
+    const int y = blockIdx.y * MSD_BLOCK_Y + threadIdx.y;
+    const size_t plane = (size_t)h * w;
+    const float* dzbase = dz + (size_t)img * slots * plane;
+    const int qx = min(x, w - 1);
+    const int qy = min(y, h - 1);
+    float t[MSD_GROUP_SLOTS][9];
+#pragma unroll
+    for (int s = 0; s < MSD_GROUP_SLOTS; ++s) {
+        if (s < slots) {
+            const int dil = dils[s / width];
+            const float* d = dzbase + (size_t)s * plane;
+#pragma unroll
+            for (int ky = 0; ky < 3; ++ky) {
+                const int oy = (ky - 1) * dil;
+                const int py0 = positive_mod(qy - oy, 2 * h);
+                const int py1 = positive_mod(2 * h - 1 - qy - oy, 2 * h);
+#pragma unroll
+                for (int kx = 0; kx < 3; ++kx) {
+                    const int ox = (kx - 1) * dil;
+                    const int px0 = positive_mod(qx - ox, 2 * w);
+                    const int px1 = positive_mod(2 * w - 1 - qx - ox, 2 * w);
+                    float sum = 0.0f;
+                    if (py0 < h) {
+                        if (px0 < w) sum += d[(size_t)py0 * w + px0];
+                        if (px1 < w) sum += d[(size_t)py0 * w + px1];
+                    }
+                    if (py1 < h) {
+                        if (px0 < w) sum += d[(size_t)py1 * w + px0];
+                        if (px1 < w) sum += d[(size_t)py1 * w + px1];
+                    }
+                    t[s][ky * 3 + kx] = sum;
+                }
+            }
+        } else {
+#pragma unroll
+            for (int k = 0; k < 9; ++k) {
+                t[s][k] = 0.0f;
+            }
+        }
+    }
+    if (x >= w || y >= h) {
+        return;
+    }
+    float* g = grad + (size_t)img * c_total * plane + (size_t)y * w + x;
+    for (int c = 0; c < c_end; ++c) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int s = 0; s < MSD_GROUP_SLOTS; ++s) {
+            if (s < slots) {
+                const int l = s / width;
+                const int j = s - l * width;
+                const int cin_l = cin0 + l * width;
+                const float* wk = weight + group_weight_offset(l, width, cin0) + ((size_t)j * cin_l + c) * 9;
+#pragma unroll
+                for (int k = 0; k < 9; ++k) {
+                    acc = fmaf(__ldg(wk + k), t[s][k], acc);
+                }
+            }
+        }
+        g[(size_t)c * plane] += acc;
+    }
+}
+
+// Weight and bias gradients of every layer of the group, first stage: one 32x64 tile per block (grid.z =
+// images), input channels 0..c_hi (c_hi = the last layer's input count) staged `chunk` at a time with the
+// halo of the group's largest dilation `dmax`. For each channel and each layer that reads it, the 9 tap
+// sums are reduced over the block. Row `tile` of partials: [the group's weights, in their parameter layout
+// | the group's biases (slots)].
+extern "C" __global__ void MSD_CONV_BOUNDS
+    conv3x3_weight_grad_group(const float* __restrict__ feat, const float* __restrict__ dz,
+                              float* __restrict__ partials, const int* __restrict__ dils, int slots,
+                              int width, int cin0, int c_hi, int c_total, int h, int w, int dmax, int chunk) {
+    float* smem = dynamic_smem();
+    float* scratch = smem;  // MSD_GROUP_SLOTS * warps floats
+    float* tiles = smem + MSD_GROUP_SLOTS * (MSD_THREADS / 32);
+    const int tile_h = MSD_BLOCK_Y * WGRAD_ROWS + 2 * dmax;
+    const int tile_w = MSD_BLOCK_X + 2 * dmax;
+    const int tile_elems = tile_h * tile_w;
+    int* row_src = (int*)(tiles + chunk * tile_elems);
+    int* col_src = row_src + tile_h;
+
+    const int img = blockIdx.z;
+    const int x0 = blockIdx.x * MSD_BLOCK_X;
+    const int y0 = blockIdx.y * MSD_BLOCK_Y * WGRAD_ROWS;
+    const int tid = threadIdx.y * MSD_BLOCK_X + threadIdx.x;
+    for (int i = tid; i < tile_h; i += MSD_THREADS) {
+        row_src[i] = mirror_index(y0 - dmax + i, h) * w;
+    }
+    for (int i = tid; i < tile_w; i += MSD_THREADS) {
+        col_src[i] = mirror_index(x0 - dmax + i, w);
+    }
+    const size_t plane = (size_t)h * w;
+    const float* fbase = feat + (size_t)img * c_total * plane;
+    const int layers = slots / width;
+    const size_t weights_len = group_weight_offset(layers, width, cin0);
+    const size_t row_len = weights_len + slots;
+    const size_t tile_id = ((size_t)img * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    float* prow = partials + tile_id * row_len;
+
+    const int x = x0 + threadIdx.x;
+    float g[MSD_GROUP_SLOTS][WGRAD_ROWS];
+    float bsum[MSD_GROUP_SLOTS];
+#pragma unroll
+    for (int s = 0; s < MSD_GROUP_SLOTS; ++s) {
+        bsum[s] = 0.0f;
+#pragma unroll
+        for (int r = 0; r < WGRAD_ROWS; ++r) {
+            const int y = y0 + threadIdx.y + r * MSD_BLOCK_Y;
+            const bool inside = s < slots && x < w && y < h;
+            g[s][r] = inside ? dz[((size_t)img * slots + s) * plane + (size_t)y * w + x] : 0.0f;
+            bsum[s] += g[s][r];
+        }
+    }
+    {
+        float total;
+        block_sum<MSD_GROUP_SLOTS>(bsum, scratch, &total);
+        if (tid < slots) {
+            prow[weights_len + tid] = total;
+        }
+    }
+
+    for (int c0 = 0; c0 < c_hi; c0 += chunk) {
+        const int nc = min(chunk, c_hi - c0);
+        __syncthreads();
+        for (int cc = 0; cc < nc; ++cc) {
+            const float* chan = fbase + (size_t)(c0 + cc) * plane;
+            float* tile = tiles + cc * tile_elems;
+            for (int ty = threadIdx.y; ty < tile_h; ty += MSD_BLOCK_Y) {
+                const float* row = chan + row_src[ty];
+                for (int tx = threadIdx.x; tx < tile_w; tx += MSD_BLOCK_X) {
+                    tile[ty * tile_w + tx] = row[col_src[tx]];
+                }
+            }
+        }
+        __syncthreads();
+        for (int cc = 0; cc < nc; ++cc) {
+            const int c = c0 + cc;
+            const float* tile = tiles + cc * tile_elems;
+#pragma unroll
+            for (int s = 0; s < MSD_GROUP_SLOTS; ++s) {
+                if (s < slots) {
+                    const int l = s / width;
+                    const int j = s - l * width;
+                    const int cin_l = cin0 + l * width;
+                    if (c < cin_l) {  // uniform over the block
+                        const int dil = dils[l];
+                        float acc[9];
+#pragma unroll
+                        for (int ky = 0; ky < 3; ++ky) {
+#pragma unroll
+                            for (int kx = 0; kx < 3; ++kx) {
+                                float a = 0.0f;
+                                const float* t = tile + (threadIdx.y + dmax + (ky - 1) * dil) * tile_w +
+                                                 threadIdx.x + dmax + (kx - 1) * dil;
+#pragma unroll
+                                for (int r = 0; r < WGRAD_ROWS; ++r) {
+                                    a = fmaf(g[s][r], t[r * MSD_BLOCK_Y * tile_w], a);
+                                }
+                                acc[ky * 3 + kx] = a;
+                            }
+                        }
+                        float total;
+                        block_sum<9>(acc, scratch, &total);
+                        if (tid < 9) {
+                            const size_t at =
+                                group_weight_offset(l, width, cin0) + ((size_t)j * cin_l + c) * 9;
+                            prow[at + tid] = total;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
 
 // Second stage of every gradient reduction: out[k] = sum over rows of partials[row][k], for k < row_len;
 // the first len_a entries go to out_a, the rest to out_b (weights and biases live apart).

@@ -83,6 +83,8 @@ impl KernelModule {
                 "conv3x3_weight_grad_tiled_o4",
                 "conv3x3_weight_grad_direct_o1",
                 "conv3x3_weight_grad_direct_o4",
+                "conv3x3_backward_input_group",
+                "conv3x3_weight_grad_group",
                 "reduce_partials",
             ],
             KernelModule::Head => &[

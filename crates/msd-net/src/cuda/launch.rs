@@ -319,35 +319,47 @@ pub(crate) fn conv_forward(
     Ok(())
 }
 
-/// `dz[img][j] = grad[img][cin + j] · (feat[img][cin + j] > 0)` for the layer's outputs.
+/// Where a layer's masked gradient goes: channel `first` of a dz buffer holding `channels` channels per
+/// image (a single layer: `first` 0, `channels` = width; a group: its slots).
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct DzLayout {
+    pub channels: usize,
+    pub first: usize,
+}
+
+/// `dz[img][first + j] = grad[img][cin + j] · (feat[img][cin + j] > 0)` for the layer's outputs.
 pub(crate) fn relu_mask(
     dev: &CudaDevice,
     feat: &CudaSlice<f32>,
     grad: &CudaSlice<f32>,
     dz: &mut CudaSlice<f32>,
+    layout: DzLayout,
     layer: Layer,
     batch: Batch,
 ) -> Result<()> {
     const OP: &str = "relu_mask";
     validate_layer(OP, &layer, &batch)?;
     let n_feat = checked_len(OP, &[batch.images, layer.c_total, batch.plane()])?;
-    let n_dz = checked_len(OP, &[batch.images, layer.width, batch.plane()])?;
+    let n_dz = checked_len(OP, &[batch.images, layout.channels, batch.plane()])?;
     need(feat.len() >= n_feat && grad.len() >= n_feat, OP, || {
         format!("feature/gradient buffers hold {}/{}, need {n_feat}", feat.len(), grad.len())
     })?;
+    need(layout.first + layer.width <= layout.channels, OP, || {
+        format!("{layout:?} for width {}", layer.width)
+    })?;
     need(dz.len() >= n_dz, OP, || format!("dz holds {}, needs {n_dz}", dz.len()))?;
     let f = dev.function(KernelModule::ConvBackward, "relu_mask")?;
-    let cfg = LaunchConfig {
-        grid_dim: (one_d(n_dz) as u32, 1, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let n = checked_len(OP, &[batch.images, layer.width, batch.plane()])?;
+    let cfg =
+        LaunchConfig { grid_dim: (one_d(n) as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
     let args = [
         int(batch.images, OP, "images")?,
         int(layer.c_total, OP, "c_total")?,
         int(layer.cin, OP, "cin")?,
         int(layer.width, OP, "width")?,
         int(batch.plane(), OP, "h·w")?,
+        int(layout.channels, OP, "dz channels")?,
+        int(layout.first, OP, "dz channel")?,
     ];
     let stream = dev.compute_stream();
     let mut b = stream.launch_builder(&f);
@@ -355,29 +367,45 @@ pub(crate) fn relu_mask(
     for a in &args {
         b.arg(a);
     }
-    // SAFETY: arguments match relu_mask (feat, grad, dz, images, c_total, c_out0, width, plane). The
-    // grid-stride loop stops at images·width·plane (dz length, checked) and reads channel c_out0 + j <
-    // c_total of feat and grad, inside their checked lengths.
+    // SAFETY: arguments match relu_mask (feat, grad, dz, images, c_total, c_out0, width, plane,
+    // dz_channels, dz_c0). The grid-stride loop covers images·width·plane; it reads channel c_out0 + j <
+    // c_total of feat and grad and writes dz channel dz_c0 + j < dz_channels of the same image, inside the
+    // checked lengths.
     unsafe { b.launch(cfg) }.during("launching relu_mask")?;
     Ok(())
 }
 
+/// A layer's masked gradient as an input: `data` starts at its first channel of image 0, images are
+/// `channels` channels apart.
+#[derive(Copy, Clone)]
+pub(crate) struct DzInput<'a, 'b> {
+    pub data: &'a CudaView<'b, f32>,
+    pub channels: usize,
+}
+
 /// Adds the layer's input gradient (the adjoint of the mirrored dilated convolution) into `grad`
-/// channels `0..cin`.
+/// channels `c_begin..cin`. `dz` starts at the layer's first masked-gradient channel of image 0, images
+/// `dz_channels` channels apart.
 pub(crate) fn conv_backward_input(
     dev: &CudaDevice,
     grad: &mut CudaSlice<f32>,
-    dz: &CudaSlice<f32>,
+    dz: DzInput<'_, '_>,
     weight: &CudaView<'_, f32>,
+    c_begin: usize,
     layer: Layer,
     batch: Batch,
 ) -> Result<()> {
     const OP: &str = "conv3x3_backward_input";
+    let DzInput { data: dz, channels: dz_channels } = dz;
     validate_layer(OP, &layer, &batch)?;
     let n_feat = checked_len(OP, &[batch.images, layer.c_total, batch.plane()])?;
-    let n_dz = checked_len(OP, &[batch.images, layer.width, batch.plane()])?;
+    // The last image's last output channel ends here.
+    let n_dz = checked_len(OP, &[(batch.images - 1) * dz_channels + layer.width, batch.plane()])?;
     need(grad.len() >= n_feat, OP, || format!("gradient buffer holds {}, needs {n_feat}", grad.len()))?;
-    need(dz.len() >= n_dz, OP, || format!("dz holds {}, needs {n_dz}", dz.len()))?;
+    need(dz_channels >= layer.width && dz.len() >= n_dz, OP, || {
+        format!("dz holds {} ({dz_channels} channels per image), needs {n_dz}", dz.len())
+    })?;
+    need(c_begin <= layer.cin, OP, || format!("channels {c_begin}..{}", layer.cin))?;
     need(weight.len() == layer.width * layer.cin * 9, OP, || {
         format!("weights hold {}, layer needs {}", weight.len(), layer.width * layer.cin * 9)
     })?;
@@ -389,12 +417,14 @@ pub(crate) fn conv_backward_input(
     let cfg =
         LaunchConfig { grid_dim: grid, block_dim: (BLOCK_X as u32, BLOCK_Y as u32, 1), shared_mem_bytes: 0 };
     let args = [
+        int(c_begin, OP, "c_begin")?,
         int(layer.cin, OP, "cin")?,
         int(layer.width, OP, "width")?,
         int(layer.c_total, OP, "c_total")?,
         int(batch.h, OP, "h")?,
         int(batch.w, OP, "w")?,
         int(layer.dil, OP, "dilation")?,
+        int(dz_channels, OP, "dz channels")?,
     ];
     let stream = dev.compute_stream();
     let mut b = stream.launch_builder(&f);
@@ -402,13 +432,176 @@ pub(crate) fn conv_backward_input(
     for a in &args {
         b.arg(a);
     }
-    // SAFETY: arguments match conv3x3_backward_input_o* (grad, dz, weight, cin, width, c_total, h, w, dil).
-    // The grid covers the plane (rows per thread as in BWD_ROWS) for every image; dz is read only at
-    // preimage coordinates reduced modulo 2h / 2w and kept only when inside the plane, grad is written
-    // at channels < cin of in-plane pixels, weights at (j·cin + c)·9 + tap: all within the lengths
-    // checked above. No shared memory.
+    // SAFETY: arguments match conv3x3_backward_input_o* (grad, dz, weight, c_begin, cin, width, c_total, h,
+    // w, dil, dz_channels). The grid covers the plane (rows per thread as in BWD_ROWS) for every image; dz
+    // is read at channel img·dz_channels + j (j < width) and preimage coordinates reduced modulo 2h / 2w
+    // kept only inside the plane, grad is written at channels c_begin..cin of in-plane pixels, weights at
+    // (j·cin + c)·9 + tap: all within the lengths checked above. No shared memory.
     unsafe { b.launch(cfg) }.during("launching conv3x3_backward_input")?;
     Ok(())
+}
+
+/// Most masked-gradient channels (layers × width) one group of the grouped backward covers
+/// (`MSD_GROUP_SLOTS` in conv_backward.cu).
+pub(crate) const GROUP_SLOTS: usize = 10;
+
+/// Consecutive layers whose backward shares one pass over their common input channels.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Group {
+    /// Input channels of the first layer.
+    pub cin0: usize,
+    /// Layers in the group.
+    pub layers: usize,
+    /// Output channels per layer.
+    pub width: usize,
+    /// Channels of the feature buffer.
+    pub c_total: usize,
+    /// Largest dilation of the group.
+    pub dmax: usize,
+}
+
+impl Group {
+    pub(crate) fn slots(&self) -> usize {
+        self.layers * self.width
+    }
+    /// Input channels of the last layer.
+    pub(crate) fn c_hi(&self) -> usize {
+        self.cin0 + (self.layers - 1) * self.width
+    }
+    /// Length of the group's weights (its layers' blocks, consecutive).
+    pub(crate) fn weights_len(&self) -> usize {
+        9 * self.width * (self.layers * self.cin0 + self.width * self.layers * (self.layers - 1) / 2)
+    }
+    fn tile(&self) -> (usize, usize) {
+        (BLOCK_Y * WGRAD_ROWS + 2 * self.dmax, BLOCK_X + 2 * self.dmax)
+    }
+    /// Channels per shared-memory stage of the group weight-gradient kernel, `None` when a single halo
+    /// tile does not fit (then the group runs layer by layer).
+    pub(crate) fn chunk(&self, dev: &CudaDevice) -> Option<usize> {
+        let (th, tw) = self.tile();
+        chunk_for(dev, self.c_hi(), th * tw, 0, GROUP_SLOTS * (THREADS as usize / 32) + th + tw)
+    }
+}
+
+fn validate_group(op: &'static str, g: &Group, batch: &Batch, dils: &CudaView<'_, i32>) -> Result<()> {
+    need(g.layers >= 1 && g.width >= 1 && g.slots() <= GROUP_SLOTS, op, || format!("{g:?}"))?;
+    need(g.cin0 >= 1 && g.c_hi() + g.width <= g.c_total && g.dmax >= 1, op, || format!("{g:?}"))?;
+    need(dils.len() == g.layers, op, || format!("{} dilations for {} layers", dils.len(), g.layers))?;
+    need(batch.images > 0 && batch.h > 0 && batch.w > 0, op, || format!("empty batch {batch:?}"))?;
+    int(batch.plane(), op, "h·w")?;
+    int(2 * (batch.h.max(batch.w) + 2 * g.dmax + 64), op, "2·(size + 2·dilation)")?;
+    int(g.weights_len() + g.slots(), op, "group row length")?;
+    Ok(())
+}
+
+/// Adds the input gradients of all the group's layers into `grad` channels `0..cin0` (those below the
+/// group) in one pass. `dz` is `[images][slots][plane]`, `dils` the group's dilations (device, each ≤ dmax).
+pub(crate) fn conv_backward_input_group(
+    dev: &CudaDevice,
+    grad: &mut CudaSlice<f32>,
+    dz: &CudaSlice<f32>,
+    weight: &CudaView<'_, f32>,
+    dils: &CudaView<'_, i32>,
+    group: Group,
+    batch: Batch,
+) -> Result<()> {
+    const OP: &str = "conv3x3_backward_input_group";
+    validate_group(OP, &group, &batch, dils)?;
+    let n_feat = checked_len(OP, &[batch.images, group.c_total, batch.plane()])?;
+    let n_dz = checked_len(OP, &[batch.images, group.slots(), batch.plane()])?;
+    need(grad.len() >= n_feat, OP, || format!("gradient buffer holds {}, needs {n_feat}", grad.len()))?;
+    need(dz.len() >= n_dz, OP, || format!("dz holds {}, needs {n_dz}", dz.len()))?;
+    need(weight.len() == group.weights_len(), OP, || {
+        format!("weights hold {}, the group needs {}", weight.len(), group.weights_len())
+    })?;
+    let grid = grid_check(OP, (batch.w.div_ceil(BLOCK_X), batch.h.div_ceil(BLOCK_Y), batch.images))?;
+    let f = dev.function(KernelModule::ConvBackward, "conv3x3_backward_input_group")?;
+    let cfg =
+        LaunchConfig { grid_dim: grid, block_dim: (BLOCK_X as u32, BLOCK_Y as u32, 1), shared_mem_bytes: 0 };
+    let args = [
+        int(group.slots(), OP, "slots")?,
+        int(group.width, OP, "width")?,
+        int(group.cin0, OP, "cin0")?,
+        int(group.cin0, OP, "c_end")?,
+        int(group.c_total, OP, "c_total")?,
+        int(batch.h, OP, "h")?,
+        int(batch.w, OP, "w")?,
+    ];
+    let stream = dev.compute_stream();
+    let mut b = stream.launch_builder(&f);
+    b.arg(grad).arg(dz).arg(weight).arg(dils);
+    for a in &args {
+        b.arg(a);
+    }
+    // SAFETY: arguments match conv3x3_backward_input_group (grad, dz, weight, dils, slots, width, cin0,
+    // c_end, c_total, h, w). One pixel per thread over every image; dz is read at slot s < slots of the
+    // image at preimage coordinates kept only inside the plane; dils[l] for l < layers; weights at
+    // group offset(l) + (j·cin_l + c)·9 + k < weights_len (c < cin0 <= cin_l); grad written at channels
+    // < cin0 of in-plane pixels. Lengths checked above; no shared memory.
+    unsafe { b.launch(cfg) }.during("launching conv3x3_backward_input_group")?;
+    Ok(())
+}
+
+/// First stage of the weight and bias gradients of all the group's layers: one row per 32×64 tile in
+/// `partials` (`[rows][weights_len + slots]`, the group's weights in parameter order, then its biases).
+/// Returns the number of rows.
+pub(crate) fn conv_weight_grad_group(
+    dev: &CudaDevice,
+    feat: &CudaSlice<f32>,
+    dz: &CudaSlice<f32>,
+    partials: &mut CudaSlice<f32>,
+    dils: &CudaView<'_, i32>,
+    group: Group,
+    batch: Batch,
+) -> Result<usize> {
+    const OP: &str = "conv3x3_weight_grad_group";
+    validate_group(OP, &group, &batch, dils)?;
+    let n_feat = checked_len(OP, &[batch.images, group.c_total, batch.plane()])?;
+    let n_dz = checked_len(OP, &[batch.images, group.slots(), batch.plane()])?;
+    let rows = weight_grad_rows(batch);
+    let n_part = checked_len(OP, &[rows, group.weights_len() + group.slots()])?;
+    need(feat.len() >= n_feat, OP, || format!("feature buffer holds {}, needs {n_feat}", feat.len()))?;
+    need(dz.len() >= n_dz, OP, || format!("dz holds {}, needs {n_dz}", dz.len()))?;
+    need(partials.len() >= n_part, OP, || format!("partials hold {}, need {n_part}", partials.len()))?;
+    let chunk = group.chunk(dev).ok_or_else(|| Error::LaunchTooLarge {
+        kernel: OP,
+        reason: format!("a halo tile of dilation {} exceeds the shared memory per block", group.dmax),
+    })?;
+    let (th, tw) = group.tile();
+    let smem_floats = GROUP_SLOTS * (THREADS as usize / 32) + chunk * th * tw + th + tw;
+    let grid =
+        grid_check(OP, (batch.w.div_ceil(BLOCK_X), batch.h.div_ceil(BLOCK_Y * WGRAD_ROWS), batch.images))?;
+    let f = dev.function(KernelModule::ConvBackward, "conv3x3_weight_grad_group")?;
+    let cfg = LaunchConfig {
+        grid_dim: grid,
+        block_dim: (BLOCK_X as u32, BLOCK_Y as u32, 1),
+        shared_mem_bytes: (smem_floats * 4) as u32,
+    };
+    let args = [
+        int(group.slots(), OP, "slots")?,
+        int(group.width, OP, "width")?,
+        int(group.cin0, OP, "cin0")?,
+        int(group.c_hi(), OP, "c_hi")?,
+        int(group.c_total, OP, "c_total")?,
+        int(batch.h, OP, "h")?,
+        int(batch.w, OP, "w")?,
+        int(group.dmax, OP, "dmax")?,
+        int(chunk, OP, "chunk")?,
+    ];
+    let stream = dev.compute_stream();
+    let mut b = stream.launch_builder(&f);
+    b.arg(feat).arg(dz).arg(partials).arg(dils);
+    for a in &args {
+        b.arg(a);
+    }
+    // SAFETY: arguments match conv3x3_weight_grad_group (feat, dz, partials, dils, slots, width, cin0,
+    // c_hi, c_total, h, w, dmax, chunk). Features are read at mirrored in-plane coordinates of channels
+    // < c_hi, dz at in-plane pixels of slots < slots, and row (img·tiles_y + by)·tiles_x + bx < rows of
+    // `partials` is written at offsets < weights_len + slots; every dilation is <= dmax (the caller's
+    // group), so tap reads stay inside the halo tile. Shared memory: the reduction scratch, `chunk` tiles
+    // and the tile_h + tile_w offset tables, within the per-block limit (Group::chunk).
+    unsafe { b.launch(cfg) }.during("launching conv3x3_weight_grad_group")?;
+    Ok(rows)
 }
 
 /// Rows of the partial-sum buffer the weight-gradient kernel writes for `batch`.

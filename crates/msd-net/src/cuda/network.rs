@@ -6,8 +6,10 @@ use cudarc::driver::CudaSlice;
 
 use super::device::CudaDevice;
 use super::error::{DriverContext, Error, Result};
+use super::launch::DzInput;
 use super::launch::{
-    self, AdamStep, Batch, FeatureStorage, Features, Head, Layer, LossBackward, Normalisation,
+    self, AdamStep, Batch, DzLayout, FeatureStorage, Features, Group, Head, Layer, LossBackward,
+    Normalisation,
 };
 use super::shape::{InputNorm, Layout, check_config, check_params, flatten, unflatten};
 use crate::{AdamConfig, LossConfig, LossValue, MsdConfig, Params};
@@ -58,6 +60,8 @@ pub struct CudaMsd {
     norm: InputNorm,
     pub(crate) norm_mean: CudaSlice<f32>,
     pub(crate) norm_inv_std: CudaSlice<f32>,
+    /// Every layer's dilation, for the grouped backward kernels.
+    dils: CudaSlice<i32>,
     class_weights_dev: CudaSlice<f32>,
     train: Option<TrainBuffers>,
     stage: Stage,
@@ -97,6 +101,8 @@ impl CudaMsd {
         let stream = dev.compute_stream().clone();
         let flat = flatten(params);
         let inv_std: Vec<f32> = norm.std.iter().map(|s| 1.0 / s).collect();
+        // check_config bounds every dilation by 2^16.
+        let dils: Vec<i32> = shape.dilations.iter().map(|&d| d as i32).collect();
         Ok(CudaMsd {
             params: upload(&dev, "uploading parameters", &flat)?,
             grads: stream.alloc_zeros(n).during("allocating gradients")?,
@@ -105,6 +111,7 @@ impl CudaMsd {
             adam_t: 0,
             norm_mean: upload(&dev, "uploading the input normalisation", &norm.mean)?,
             norm_inv_std: upload(&dev, "uploading the input normalisation", &inv_std)?,
+            dils: upload(&dev, "uploading dilations", &dils)?,
             norm,
             class_weights_dev: stream.alloc_zeros(shape.n_classes).during("allocating class weights")?,
             train: None,
@@ -211,6 +218,11 @@ impl CudaMsd {
         let c_total = sh.total_channels();
         let last_cin = sh.layer_inputs(sh.depth - 1);
         let conv_part = launch::weight_grad_rows(batch) * (sh.width * last_cin * 9 + sh.width);
+        // The top group has the most weights of all groups.
+        let gl = group_layers(sh).min(sh.depth);
+        let top = group_of(sh, sh.depth - gl, sh.depth);
+        let group_part = launch::weight_grad_rows(batch) * (top.weights_len() + top.slots());
+        let dz_channels = sh.width.max(top.slots());
         let head_part = launch::head_grad_rows(batch) * (sh.n_classes * (c_total + 1));
         let stat_part = launch::loss_stat_rows(batch) * launch::LOSS_STATS;
         let s = self.dev.compute_stream();
@@ -225,11 +237,11 @@ impl CudaMsd {
             raw: s.alloc_zeros(px * sh.input_channels).during(what)?,
             feat: Features::zeros(&self.dev, FeatureStorage::F32, feat_len)?,
             grad: s.alloc_zeros(feat_len).during(what)?,
-            dz: s.alloc_zeros(px * sh.width).during(what)?,
+            dz: s.alloc_zeros(px * dz_channels).during(what)?,
             labels: s.alloc_zeros(px).during(what)?,
             dlogits: s.alloc_zeros(px * sh.n_classes).during(what)?,
             probs: s.alloc_zeros(px * sh.n_classes).during(what)?,
-            partials: s.alloc_zeros(conv_part.max(head_part).max(stat_part)).during(what)?,
+            partials: s.alloc_zeros(conv_part.max(group_part).max(head_part).max(stat_part)).during(what)?,
             stats: s.alloc_zeros(launch::LOSS_STATS).during(what)?,
             loss_consts: s.alloc_zeros(launch::LOSS_CONSTS).during(what)?,
         });
@@ -403,18 +415,59 @@ impl CudaMsd {
             let mut weights = lo.slice_mut(start..mid);
             launch::reduce_partials(dev, &t.partials, rows, &mut weights, &mut hi)?;
         }
+        // Layers in groups from the top: within a group layer by layer down to its first layer's inputs,
+        // then one pass over the channels below the group for the input and weight gradients of all its
+        // layers (see conv_backward.cu); a group that cannot run so goes layer by layer.
         let bias0 = sh.conv_weight_len();
-        for i in (0..sh.depth).rev() {
-            let layer = layer_of(sh, i);
-            let (wo, wl) = (sh.weight_offset(i), sh.layer_weight_len(i));
-            launch::relu_mask(dev, feat, &t.grad, &mut t.dz, layer, batch)?;
-            let weight = self.params.slice(wo..wo + wl);
-            launch::conv_backward_input(dev, &mut t.grad, &t.dz, &weight, layer, batch)?;
-            let rows = launch::conv_weight_grad(dev, feat, &t.dz, &mut t.partials, layer, batch)?;
-            let (mut lo, mut hi) = self.grads.split_at_mut(bias0);
-            let mut wg = lo.slice_mut(wo..wo + wl);
-            let mut bg = hi.slice_mut(i * sh.width..(i + 1) * sh.width);
-            launch::reduce_partials(dev, &t.partials, rows, &mut wg, &mut bg)?;
+        let mut i1 = sh.depth;
+        while i1 > 0 {
+            let i0 = i1.saturating_sub(group_layers(sh));
+            let group = group_of(sh, i0, i1);
+            if i1 - i0 < 2 || group.chunk(dev).is_none() {
+                for i in (i0..i1).rev() {
+                    let layer = layer_of(sh, i);
+                    let (wo, wl) = (sh.weight_offset(i), sh.layer_weight_len(i));
+                    let single = DzLayout { channels: sh.width, first: 0 };
+                    launch::relu_mask(dev, feat, &t.grad, &mut t.dz, single, layer, batch)?;
+                    let weight = self.params.slice(wo..wo + wl);
+                    let view = t.dz.slice(..);
+                    let dz = DzInput { data: &view, channels: sh.width };
+                    launch::conv_backward_input(dev, &mut t.grad, dz, &weight, 0, layer, batch)?;
+                    let rows = launch::conv_weight_grad(dev, feat, &t.dz, &mut t.partials, layer, batch)?;
+                    let (mut lo, mut hi) = self.grads.split_at_mut(bias0);
+                    let mut wg = lo.slice_mut(wo..wo + wl);
+                    let mut bg = hi.slice_mut(i * sh.width..(i + 1) * sh.width);
+                    launch::reduce_partials(dev, &t.partials, rows, &mut wg, &mut bg)?;
+                }
+            } else {
+                let slots = group.slots();
+                let plane = batch.plane();
+                for i in (i0..i1).rev() {
+                    let layer = layer_of(sh, i);
+                    let slot = (i - i0) * sh.width;
+                    let layout = DzLayout { channels: slots, first: slot };
+                    launch::relu_mask(dev, feat, &t.grad, &mut t.dz, layout, layer, batch)?;
+                    if i > i0 {
+                        // Into the outputs of the group's earlier layers, before their own masks.
+                        let (wo, wl) = (sh.weight_offset(i), sh.layer_weight_len(i));
+                        let weight = self.params.slice(wo..wo + wl);
+                        let view = t.dz.slice(slot * plane..);
+                        let dz = DzInput { data: &view, channels: slots };
+                        launch::conv_backward_input(dev, &mut t.grad, dz, &weight, group.cin0, layer, batch)?;
+                    }
+                }
+                let (w0, w1) = (sh.weight_offset(i0), sh.weight_offset(i1));
+                let dils = self.dils.slice(i0..i1);
+                let weight = self.params.slice(w0..w1);
+                launch::conv_backward_input_group(dev, &mut t.grad, &t.dz, &weight, &dils, group, batch)?;
+                let rows =
+                    launch::conv_weight_grad_group(dev, feat, &t.dz, &mut t.partials, &dils, group, batch)?;
+                let (mut lo, mut hi) = self.grads.split_at_mut(bias0);
+                let mut wg = lo.slice_mut(w0..w1);
+                let mut bg = hi.slice_mut(i0 * sh.width..i1 * sh.width);
+                launch::reduce_partials(dev, &t.partials, rows, &mut wg, &mut bg)?;
+            }
+            i1 = i0;
         }
         self.stage = Stage::Backward;
         Ok(())
@@ -589,6 +642,23 @@ pub(crate) fn head_views<'a>(
 
 pub(crate) fn head_of(sh: &MsdConfig) -> Head {
     Head { c_total: sh.total_channels(), n_classes: sh.n_classes }
+}
+
+/// Layers per group of the grouped backward (their masked gradients fill at most
+/// [`launch::GROUP_SLOTS`] channels).
+pub(crate) fn group_layers(sh: &MsdConfig) -> usize {
+    (launch::GROUP_SLOTS / sh.width).max(1)
+}
+
+/// The group of layers `i0..i1`.
+pub(crate) fn group_of(sh: &MsdConfig, i0: usize, i1: usize) -> Group {
+    Group {
+        cin0: sh.layer_inputs(i0),
+        layers: i1 - i0,
+        width: sh.width,
+        c_total: sh.total_channels(),
+        dmax: sh.dilations[i0..i1].iter().copied().max().unwrap_or(1),
+    }
 }
 
 pub(crate) fn layer_of(sh: &MsdConfig, i: usize) -> Layer {

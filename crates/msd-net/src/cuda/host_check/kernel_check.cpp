@@ -19,6 +19,7 @@
 namespace {
 
 constexpr int SMEM_FLOATS = 48 * 1024 / 4;  // the device's default per-block limit
+extern int grouped_runs;
 
 struct Net {
     int c_in, width, depth, classes;
@@ -171,7 +172,7 @@ Run run_kernels(const Net& net, std::vector<float> par, const std::vector<float>
     Run out;
     std::vector<float> feat((size_t)B * C * P, std::nanf("")), grad((size_t)B * C * P, std::nanf(""));
     std::vector<float> probs((size_t)B * K * P, std::nanf("")), dl((size_t)B * K * P, std::nanf(""));
-    std::vector<float> dz((size_t)B * net.width * P), dpar(net.n_params(), std::nanf(""));
+    std::vector<float> dz((size_t)B * std::max(net.width, 10) * P), dpar(net.n_params(), std::nanf(""));
     std::vector<float> mean(net.c_in, 0.0f), inv(net.c_in, 1.0f);
     emu_launch(input_normalize_f32, one_d((size_t)B * net.c_in * P), {256, 1, 1}, 0, x.data(), feat.data(), mean.data(),
                inv.data(), B, net.c_in, C, (int)P);
@@ -223,28 +224,70 @@ Run run_kernels(const Net& net, std::vector<float> par, const std::vector<float>
         emu_launch(reduce_partials, one_d(row_len), {256, 1, 1}, 0, hp.data(), (int)rows, row_len,
                    dpar.data() + net.head_w_off(), K * C, dpar.data() + net.head_b_off());
     }
-    for (int i = net.depth - 1; i >= 0; --i) {
-        const int ci = net.cin(i), d = net.dil[i], ocb = net.width >= 4 ? 4 : 1, groups = (net.width + ocb - 1) / ocb;
-        emu_launch(relu_mask, one_d((size_t)B * net.width * P), {256, 1, 1}, 0, feat.data(), grad.data(), dz.data(), B, C,
-                   ci, net.width, (int)P);
-        const int rows = ocb == 1 ? 4 : 1;
-        emu_launch(ocb == 1 ? conv3x3_backward_input_o1 : conv3x3_backward_input_o4,
-                   {(unsigned)(W + 31) / 32, (unsigned)((H + 8 * rows - 1) / (8 * rows)), (unsigned)B}, {32, 8, 1}, 0,
-                   grad.data(), dz.data(), par.data() + net.w_off(i), ci, net.width, C, H, W, d);
-        const int scratch = ocb * 9 * 8, th = 64 + 2 * d, tw2 = 32 + 2 * d;
-        int chunk = chunk_for(ci, th * tw2, 0, scratch + th + tw2);
-        const bool tiled = chunk > 0;
-        if (!tiled) chunk = std::min(ci, 8);
-        const size_t smem = 4 * (size_t)(scratch + (tiled ? chunk * th * tw2 + th + tw2 : 0));
-        const unsigned tx = (W + 31) / 32, ty = (H + 63) / 64;
-        const size_t nrows = (size_t)tx * ty * B, row_len = (size_t)net.width * ci * 9 + net.width;
-        std::vector<float> wp(nrows * row_len, std::nanf(""));
-        auto k = tiled ? (ocb == 4 ? conv3x3_weight_grad_tiled_o4 : conv3x3_weight_grad_tiled_o1)
-                       : (ocb == 4 ? conv3x3_weight_grad_direct_o4 : conv3x3_weight_grad_direct_o1);
-        emu_launch(k, {tx, ty, (unsigned)(B * groups)}, {32, 8, 1}, smem, feat.data(), dz.data(), wp.data(), ci,
-                   net.width, C, H, W, d, chunk);
-        emu_launch(reduce_partials, one_d(row_len), {256, 1, 1}, 0, wp.data(), (int)nrows, (int)row_len,
-                   dpar.data() + net.w_off(i), net.width * ci * 9, dpar.data() + net.bias_off() + (size_t)i * net.width);
+    // The 3x3 layers, in groups from the top as network.rs runs them.
+    std::vector<int> dils(net.dil.begin(), net.dil.end());
+    const int gl = std::max(1, 10 / net.width);
+    for (int i1 = net.depth; i1 > 0;) {
+        const int i0 = std::max(0, i1 - gl), layers = i1 - i0, cin0 = net.cin(i0), slots = layers * net.width;
+        const int dmax = *std::max_element(dils.begin() + i0, dils.begin() + i1);
+        const int c_hi = cin0 + (layers - 1) * net.width, gth = 64 + 2 * dmax, gtw = 32 + 2 * dmax;
+        const int gchunk = chunk_for(c_hi, gth * gtw, 0, 80 + gth + gtw);
+        if (layers < 2 || gchunk == 0) {
+            for (int i = i1 - 1; i >= i0; --i) {
+                const int ci = net.cin(i), d = net.dil[i], ocb = net.width >= 4 ? 4 : 1;
+                const int groups = (net.width + ocb - 1) / ocb;
+                emu_launch(relu_mask, one_d((size_t)B * net.width * P), {256, 1, 1}, 0, feat.data(), grad.data(),
+                           dz.data(), B, C, ci, net.width, (int)P, net.width, 0);
+                const int rows = ocb == 1 ? 4 : 1;
+                emu_launch(ocb == 1 ? conv3x3_backward_input_o1 : conv3x3_backward_input_o4,
+                           {(unsigned)(W + 31) / 32, (unsigned)((H + 8 * rows - 1) / (8 * rows)), (unsigned)B},
+                           {32, 8, 1}, 0, grad.data(), (const float*)dz.data(), par.data() + net.w_off(i), 0, ci,
+                           net.width, C, H, W, d, net.width);
+                const int scratch = ocb * 9 * 8, th = 64 + 2 * d, tw2 = 32 + 2 * d;
+                int chunk = chunk_for(ci, th * tw2, 0, scratch + th + tw2);
+                const bool tiled = chunk > 0;
+                if (!tiled) chunk = std::min(ci, 8);
+                const size_t smem = 4 * (size_t)(scratch + (tiled ? chunk * th * tw2 + th + tw2 : 0));
+                const unsigned tx = (W + 31) / 32, ty = (H + 63) / 64;
+                const size_t nrows = (size_t)tx * ty * B, row_len = (size_t)net.width * ci * 9 + net.width;
+                std::vector<float> wp(nrows * row_len, std::nanf(""));
+                auto k = tiled ? (ocb == 4 ? conv3x3_weight_grad_tiled_o4 : conv3x3_weight_grad_tiled_o1)
+                               : (ocb == 4 ? conv3x3_weight_grad_direct_o4 : conv3x3_weight_grad_direct_o1);
+                emu_launch(k, {tx, ty, (unsigned)(B * groups)}, {32, 8, 1}, smem, feat.data(), dz.data(), wp.data(),
+                           ci, net.width, C, H, W, d, chunk);
+                emu_launch(reduce_partials, one_d(row_len), {256, 1, 1}, 0, wp.data(), (int)nrows, (int)row_len,
+                           dpar.data() + net.w_off(i), net.width * ci * 9,
+                           dpar.data() + net.bias_off() + (size_t)i * net.width);
+            }
+        } else {
+            ++grouped_runs;
+            for (int i = i1 - 1; i >= i0; --i) {
+                const int ci = net.cin(i), slot = (i - i0) * net.width, ocb = net.width >= 4 ? 4 : 1;
+                emu_launch(relu_mask, one_d((size_t)B * net.width * P), {256, 1, 1}, 0, feat.data(), grad.data(),
+                           dz.data(), B, C, ci, net.width, (int)P, slots, slot);
+                if (i > i0) {
+                    const int rows = ocb == 1 ? 4 : 1;
+                    emu_launch(ocb == 1 ? conv3x3_backward_input_o1 : conv3x3_backward_input_o4,
+                               {(unsigned)(W + 31) / 32, (unsigned)((H + 8 * rows - 1) / (8 * rows)), (unsigned)B},
+                               {32, 8, 1}, 0, grad.data(), (const float*)dz.data() + (size_t)slot * P,
+                               par.data() + net.w_off(i), cin0, ci, net.width, C, H, W, net.dil[i], slots);
+                }
+            }
+            emu_launch(conv3x3_backward_input_group, {(unsigned)(W + 31) / 32, (unsigned)(H + 7) / 8, (unsigned)B},
+                       {32, 8, 1}, 0, grad.data(), (const float*)dz.data(), par.data() + net.w_off(i0),
+                       (const int*)dils.data() + i0, slots, net.width, cin0, cin0, C, H, W);
+            const unsigned tx = (W + 31) / 32, ty = (H + 63) / 64;
+            const size_t nrows = (size_t)tx * ty * B;
+            const size_t wlen = net.w_off(i1) - net.w_off(i0), row_len = wlen + slots;
+            std::vector<float> wp(nrows * row_len, std::nanf(""));
+            emu_launch(conv3x3_weight_grad_group, {tx, ty, (unsigned)B}, {32, 8, 1},
+                       4 * (size_t)(80 + gchunk * gth * gtw + gth + gtw), (const float*)feat.data(),
+                       (const float*)dz.data(), wp.data(), (const int*)dils.data() + i0, slots, net.width, cin0, c_hi,
+                       C, H, W, dmax, gchunk);
+            emu_launch(reduce_partials, one_d(row_len), {256, 1, 1}, 0, wp.data(), (int)nrows, (int)row_len,
+                       dpar.data() + net.w_off(i0), (int)wlen, dpar.data() + net.bias_off() + (size_t)i0 * net.width);
+        }
+        i1 = i0;
     }
     // One Adam step.
     std::vector<float> m(net.n_params(), 0.0f), v(net.n_params(), 0.0f);
@@ -259,6 +302,7 @@ Run run_kernels(const Net& net, std::vector<float> par, const std::vector<float>
 }
 
 int failures = 0;
+int grouped_runs = 0;  // groups that took the grouped backward kernels
 
 void compare(const std::string& what, const std::vector<float>& got, const std::vector<double>& want, size_t from = 0,
              size_t to = SIZE_MAX) {
@@ -380,6 +424,8 @@ int main() {
     check_storage<float>("f32", input_normalize_f32, conv3x3_forward_tiled_o1_f32, head_argmax_f32, 1e-6);
     check_storage<f16_bits>("f16", input_normalize_f16, conv3x3_forward_tiled_o1_f16, head_argmax_f16, 2e-3);
     check_storage<bf16_bits>("bf16", input_normalize_bf16, conv3x3_forward_tiled_o1_bf16, head_argmax_bf16, 2e-2);
+    std::printf("%d groups ran the grouped backward kernels\n", grouped_runs);
+    failures += grouped_runs == 0;
     std::printf(failures ? "%d checks FAILED\n" : "all checks passed\n", failures);
     return failures ? 1 : 0;
 }
