@@ -11,7 +11,7 @@
 //!   give [`SurfaceDistances`]: one-sided and symmetric MAD, RMS, median, HD95, maximum and surface
 //!   Dice at a tolerance, from area-uniform reproducible samples and exact closest points (parry3d
 //!   BVH, rayon). Definitions follow DeepMind's `surface-distance` and MONAI; see
-//!   [`surface_distance`](crate::surface_distance) for the formulas and citations.
+//!   [`surface_distance`] for the formulas and citations.
 //! - [`label_surface_distances`] does the same from label volumes alone (boundary voxels and an
 //!   exact Euclidean distance transform honouring anisotropic spacing).
 //! - A [`Region`] (a mask volume such as `defect_region.nii.gz`, or a sphere) restricts any of them:
