@@ -92,23 +92,31 @@ pub fn label_surface_distances(
 /// Boundary voxels of the class, in standard `[z, y, x]` order; one z slice per parallel task.
 fn boundary(v: &LabelVolume, class: &(impl Fn(u8) -> bool + Sync)) -> Vec<bool> {
     let [nz, ny, nx] = v.shape();
-    let d = v.data();
-    let inside = |z: usize, y: usize, x: usize| class(d[[z, y, x]]);
-    let mut out = vec![false; nz * ny * nx];
-    out.par_chunks_mut(ny * nx).enumerate().for_each(|(z, slice)| {
+    let owned;
+    let d: &[u8] = match v.data().as_slice() {
+        Some(s) => s,
+        None => {
+            owned = v.data().iter().copied().collect::<Vec<u8>>();
+            &owned
+        }
+    };
+    let plane = ny * nx;
+    let mut out = vec![false; nz * plane];
+    out.par_chunks_mut(plane).enumerate().for_each(|(z, slice)| {
         for y in 0..ny {
             for x in 0..nx {
-                if !inside(z, y, x) {
+                let i = z * plane + y * nx + x;
+                if !class(d[i]) {
                     continue;
                 }
                 let border = z == 0 || y == 0 || x == 0 || z + 1 == nz || y + 1 == ny || x + 1 == nx;
                 slice[y * nx + x] = border
-                    || !inside(z - 1, y, x)
-                    || !inside(z + 1, y, x)
-                    || !inside(z, y - 1, x)
-                    || !inside(z, y + 1, x)
-                    || !inside(z, y, x - 1)
-                    || !inside(z, y, x + 1);
+                    || !class(d[i - plane])
+                    || !class(d[i + plane])
+                    || !class(d[i - nx])
+                    || !class(d[i + nx])
+                    || !class(d[i - 1])
+                    || !class(d[i + 1]);
             }
         }
     });

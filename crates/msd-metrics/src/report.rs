@@ -429,4 +429,22 @@ mod tests {
         assert_eq!(one["hd95_mm"], 0.6);
         assert!(one["jaccard"].is_null());
     }
+
+    #[test]
+    fn files_are_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Report::new();
+        r.push(case("a", 0.9, 0.3, 0.2));
+        let (md, csv, json) = (dir.path().join("r.md"), dir.path().join("r.csv"), dir.path().join("r.json"));
+        r.write_markdown(&md).unwrap();
+        r.write_csv(&csv).unwrap();
+        r.write_json(&json).unwrap();
+        assert_eq!(std::fs::read_to_string(&md).unwrap(), r.to_markdown());
+        assert_eq!(std::fs::read_to_string(&csv).unwrap(), r.to_csv());
+        assert_eq!(std::fs::read_to_string(&json).unwrap(), r.to_json().unwrap());
+        // Only the three files: no temporary left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+        let bad = dir.path().join("missing/r.md");
+        assert!(matches!(r.write_markdown(&bad), Err(Error::Io { .. })));
+    }
 }
