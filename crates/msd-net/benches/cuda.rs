@@ -80,6 +80,26 @@ fn forward_bytes(config: &MsdConfig, bytes_per_value: usize) -> f64 {
     (reads + config.total_channels()) as f64 * px * bytes_per_value as f64
 }
 
+/// DRAM bytes of one training step per slice under the same model: the forward pass, the head's gradient
+/// written to every channel, and the grouped backward (10 layers per group: the lower channels' gradient
+/// read and written and their features read once per group; within a group, per layer).
+fn train_bytes(config: &MsdConfig) -> f64 {
+    let px = (H * W) as f64;
+    let gl = (10 / config.width).max(1);
+    let mut channels = config.total_channels();
+    let mut i1 = config.depth;
+    while i1 > 0 {
+        let i0 = i1.saturating_sub(gl);
+        let cin0 = config.layer_inputs(i0);
+        channels += 2 * cin0 + config.layer_inputs(i1 - 1);
+        for i in i0..i1 {
+            channels += 2 * (config.layer_inputs(i) - cin0) + 3 * config.width;
+        }
+        i1 = i0;
+    }
+    forward_bytes(config, 4) + channels as f64 * px * 4.0
+}
+
 fn main() {
     let quick = std::env::var_os("MSD_BENCH_QUICK").is_some();
     let slices = if quick { 32 } else { 250 };
@@ -177,13 +197,7 @@ fn main() {
         );
     };
     row("forward (f32, batch 8)", fwd * FORWARD_BATCH as f64, fwd, fwd_flops, forward_bytes(&config, 4));
-    row(
-        "training step (batch 4)",
-        step * TRAIN_BATCH as f64,
-        step,
-        train_flops,
-        3.0 * forward_bytes(&config, 4),
-    );
+    row("training step (batch 4)", step * TRAIN_BATCH as f64, step, train_flops, train_bytes(&config));
     for (storage, bytes) in [(FeatureStorage::F32, 4), (FeatureStorage::F16, 2), (FeatureStorage::Bf16, 2)] {
         let opts = InferenceOptions { batch: 8, storage };
         let total = median_seconds(3, || {
