@@ -8,10 +8,10 @@
 //! | task | functions |
 //! |---|---|
 //! | label / scalar volume → surface | [`label_surface`], [`marching_cubes`] (watertight, edge-manifold, outward; slab-parallel) |
-//! | surface → label | [`voxelize`] (voxel centre inside; three-direction winding-number vote) |
+//! | surface → label | [`voxelize()`] (voxel centre inside; three-direction winding-number vote) |
 //! | files | [`read_mesh`], [`write_mesh`], [`read_stl`], [`write_stl`], and [`io`] for PLY with colour/scalars, OBJ, ASCII STL |
 //! | measures and checks | [`Mesh::area`], [`Mesh::enclosed_volume`], [`Mesh::bounds`], [`Mesh::vertex_normals`], [`Mesh::connected_components`], [`Mesh::check`] → [`MeshCheck`] |
-//! | clean-up | [`Mesh::keep_largest_components`], [`Mesh::drop_small_components`], [`fill_cavities`], [`smooth_taubin`], [`decimate`] |
+//! | clean-up | [`Mesh::keep_largest_components`], [`Mesh::drop_small_components`], [`fill_cavities`], [`smooth_taubin`], [`decimate()`] |
 //! | alignment | [`align_icp`], [`align_to_volume`] |
 //!
 //! # Example: label volume → cleaned, smoothed STL
@@ -53,7 +53,7 @@
 //!
 //! * `parry3d` (f32, glam) answers the spatial queries: exact closest points on a triangle mesh
 //!   through its BVH, for ICP correspondences ([`align_icp`]) and for the measured deviation bound of
-//!   [`decimate`].
+//!   [`decimate()`].
 //! * `tri-mesh` is used only in tests, as an independent oracle for closedness, components and the
 //!   λ|μ smoothing steps. The library does not build on it: its half-edge mesh is made through
 //!   `HashMap`s of `f64` positions one face at a time (slow and memory-hungry for the million-triangle
@@ -61,21 +61,24 @@
 //!   cannot report the non-manifold edges [`Mesh::check`] must count, and its smoothing is the plain
 //!   step that [`smooth_taubin`] alternates with an inflating one. The flat index arrays of [`Mesh`]
 //!   with sorted edge keys do these jobs in parallel and in a fraction of the memory.
+//! The modules hold the method notes (how ambiguities are resolved, how inside is decided, what the
+//! deviation bound means); everything is also re-exported here.
+//!
 //! * `rayon` runs the slabs of marching cubes, the ray families of voxelisation and the per-vertex
 //!   loops.
 #![deny(missing_docs)]
 // Index loops over x, y, z read like the formulas they implement in the geometric kernels.
 #![allow(clippy::needless_range_loop)]
 
-mod align;
-mod cavities;
-mod decimate;
+pub mod align;
+pub mod cavities;
+pub mod decimate;
 mod error;
 pub mod io;
 mod mesh;
-mod smooth;
-mod surface;
-mod voxelize;
+pub mod smooth;
+pub mod surface;
+pub mod voxelize;
 
 pub use align::{AlignOptions, Alignment, align_icp, align_to_volume};
 pub use cavities::fill_cavities;

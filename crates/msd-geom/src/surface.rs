@@ -258,7 +258,7 @@ impl Field for ScalarField<'_> {
 /// edge-manifold, wound outward, with vertices on edge midpoints in LPS millimetres.
 ///
 /// Voxel centres that carry the label are inside the surface and all others outside, so
-/// [`crate::voxelize`] on the same grid gives the label back. Returns an empty mesh when no voxel
+/// [`crate::voxelize()`] on the same grid gives the label back. Returns an empty mesh when no voxel
 /// carries the label.
 pub fn label_surface(labels: &LabelVolume, label: u8) -> Result<Mesh> {
     Ok(extract(&LabelField { data: labels.data().view(), label }, labels.geometry()))
