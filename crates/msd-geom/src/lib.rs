@@ -61,11 +61,11 @@
 //!   cannot report the non-manifold edges [`Mesh::check`] must count, and its smoothing is the plain
 //!   step that [`smooth_taubin`] alternates with an inflating one. The flat index arrays of [`Mesh`]
 //!   with sorted edge keys do these jobs in parallel and in a fraction of the memory.
-//! The modules hold the method notes (how ambiguities are resolved, how inside is decided, what the
-//! deviation bound means); everything is also re-exported here.
-//!
 //! * `rayon` runs the slabs of marching cubes, the ray families of voxelisation and the per-vertex
 //!   loops.
+//!
+//! The modules hold the method notes (how ambiguities are resolved, how inside is decided, what the
+//! deviation bound means); everything is also re-exported at the crate root.
 #![deny(missing_docs)]
 // Index loops over x, y, z read like the formulas they implement in the geometric kernels.
 #![allow(clippy::needless_range_loop)]
