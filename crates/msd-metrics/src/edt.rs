@@ -13,24 +13,36 @@ pub(crate) fn squared_edt(sites: &[bool], shape: [usize; 3], spacing: [f64; 3]) 
     let [nz, ny, nx] = shape;
     debug_assert_eq!(sites.len(), nz * ny * nx);
     let init = |s: bool| if s { 0.0 } else { f64::INFINITY };
-    // z first, into columns laid out [y][x][z] so each column is contiguous and owned by one task.
-    let mut columns = vec![0.0f64; sites.len()];
-    columns.par_chunks_mut(nz).enumerate().for_each_init(
-        || Envelope::new(nz),
-        |env, (yx, col)| {
-            for (z, c) in col.iter_mut().enumerate() {
-                *c = init(sites[z * ny * nx + yx]);
+    // z first, one y at a time: the [z][x] tile of that y is gathered from contiguous rows, so no
+    // pass walks memory with a whole-slice stride. Tiles are stored [y][z][x].
+    let mut tiles = vec![0.0f64; sites.len()];
+    tiles.par_chunks_mut(nz * nx).enumerate().for_each_init(
+        || (Envelope::new(nz), vec![0.0; nz]),
+        |(env, line), (y, tile)| {
+            for z in 0..nz {
+                let src = &sites[(z * ny + y) * nx..][..nx];
+                for (t, &s) in tile[z * nx..(z + 1) * nx].iter_mut().zip(src) {
+                    *t = init(s);
+                }
             }
-            env.transform(col, spacing[2]);
+            for x in 0..nx {
+                for (z, l) in line.iter_mut().enumerate() {
+                    *l = tile[z * nx + x];
+                }
+                env.transform(line, spacing[2]);
+                for (z, l) in line.iter().enumerate() {
+                    tile[z * nx + x] = *l;
+                }
+            }
         },
     );
     let mut out = vec![0.0f64; sites.len()];
-    // Back to [z][y][x], then y within each z slab.
+    // Back to [z][y][x] (row copies), then y within each z slab.
     out.par_chunks_mut(ny * nx).enumerate().for_each_init(
         || (Envelope::new(ny), vec![0.0; ny]),
         |(env, line), (z, slab)| {
-            for (i, v) in slab.iter_mut().enumerate() {
-                *v = columns[i * nz + z];
+            for y in 0..ny {
+                slab[y * nx..(y + 1) * nx].copy_from_slice(&tiles[(y * nz + z) * nx..][..nx]);
             }
             for x in 0..nx {
                 for (y, l) in line.iter_mut().enumerate() {
