@@ -317,3 +317,13 @@ fn failed_write_keeps_the_old_file() {
     assert_eq!(std::fs::read(&p).unwrap(), before);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn dicom_element_length_beyond_the_file() {
+    // Found by `cargo fuzz run dicom`: (0008,0090) claims 0xFFFFFFFE bytes. The DICOM parser would
+    // reserve and zero 4 GiB before failing; the length check refuses it first.
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz/dicom-oom-huge-element-length.dcm");
+    let err = msd_io::read_volume(&p).unwrap_err();
+    assert!(matches!(&err, Error::Dicom { what, .. } if what.contains("(0008,0090)")), "{err}");
+}

@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use crate::{Error, Result, Volume};
 
 mod grid;
+mod guard;
 mod pixels;
 mod scan;
 

@@ -30,6 +30,7 @@ pub(crate) fn transfer_syntax_name(uid: &str) -> &'static str {
 /// `rows × columns` slice in row-major order.
 pub(crate) fn decode(inst: &Instance, frames: &[usize]) -> Result<Vec<Vec<f32>>> {
     let path = &inst.path;
+    super::guard::check_lengths(path)?;
     let obj = OpenFileOptions::new()
         .open_file(path)
         .map_err(|e| Error::Dicom { path: path.clone(), what: format!("cannot read: {e}") })?;

@@ -130,6 +130,7 @@ pub(crate) fn scan(files: &[PathBuf], skip_foreign: bool) -> Result<Vec<Instance
 }
 
 fn open_header(path: &Path) -> Result<dicom::object::DefaultDicomObject> {
+    super::guard::check_lengths(path)?;
     OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(path).map_err(|e| Error::Dicom {
         path: path.to_path_buf(),
         what: format!("not a readable DICOM file: {e}"),
