@@ -12,7 +12,7 @@ use msd::training::{TrainingSet, skull_train_config, train_with_progress};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
-    if args.len() < 3 || args.len() % 2 == 0 {
+    if args.len() < 3 || args.len().is_multiple_of(2) {
         return Err("usage: train_model OUT.safetensors CT LABELS_OR_MESH [CT LABELS_OR_MESH ...]".into());
     }
     let mut set = TrainingSet::new();

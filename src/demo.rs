@@ -105,7 +105,7 @@ impl DemoConfig {
             .phantom
             .clone()
             .with_noise(self.noise_levels_hu[index % 2])
-            .with_craniectomy_probability(if (index / 2) % 2 == 0 { 1.0 } else { 0.0 })
+            .with_craniectomy_probability(if (index / 2).is_multiple_of(2) { 1.0 } else { 0.0 })
             .with_metal(index % 5 == 3);
         (self.seed.wrapping_mul(1_000_003).wrapping_add(index as u64), config)
     }

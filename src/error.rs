@@ -11,16 +11,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// Reading, writing or building a volume failed.
     #[error(transparent)]
-    Io(#[from] msd_io::Error),
+    Io(Box<msd_io::Error>),
     /// A mesh operation failed (reading, writing, meshing, voxelising).
     #[error(transparent)]
-    Geom(#[from] msd_geom::Error),
+    Geom(Box<msd_geom::Error>),
     /// A metric could not be computed.
     #[error(transparent)]
-    Metrics(#[from] msd_metrics::Error),
+    Metrics(Box<msd_metrics::Error>),
     /// Training or applying the network failed.
     #[error(transparent)]
-    Net(#[from] msd_net::Error),
+    Net(Box<msd_net::Error>),
     /// Something failed for one case of a set; the case is named.
     #[error("case {case}")]
     Case {
@@ -52,9 +52,22 @@ pub enum Error {
         path: PathBuf,
         /// The underlying cause.
         #[source]
-        source: png::EncodingError,
+        source: Box<png::EncodingError>,
     },
 }
+
+macro_rules! boxed_from {
+    ($($variant:ident: $ty:ty),*) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                Error::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+
+// The crates' errors are boxed so that `Result<T, msd::Error>` stays small.
+boxed_from!(Io: msd_io::Error, Geom: msd_geom::Error, Metrics: msd_metrics::Error, Net: msd_net::Error);
 
 impl Error {
     /// Wraps an I/O error with the path it happened on.

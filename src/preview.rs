@@ -145,7 +145,7 @@ impl RgbImage {
             let mut encoder = png::Encoder::new(BufWriter::new(tmp.as_file()), width, height);
             encoder.set_color(png::ColorType::Rgb);
             encoder.set_depth(png::BitDepth::Eight);
-            let png_err = |source| Error::Png { path: path.to_path_buf(), source };
+            let png_err = |source| Error::Png { path: path.to_path_buf(), source: Box::new(source) };
             let mut writer = encoder.write_header().map_err(png_err)?;
             writer.write_image_data(&self.pixels).map_err(png_err)?;
             writer.finish().map_err(png_err)?;

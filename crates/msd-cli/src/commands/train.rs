@@ -49,7 +49,7 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
         ))
         .into());
     }
-    if args.channels % 2 == 0 {
+    if args.channels.is_multiple_of(2) {
         return Err(UsageError(format!("--channels {} must be odd (1, 3, 5, ...)", args.channels)).into());
     }
     if let Some(m) = args.minutes
