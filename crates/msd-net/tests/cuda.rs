@@ -12,7 +12,10 @@
 use msd_net::cuda::{
     self, ComputeCapability, CudaBackend, CudaDevice, Error, FeatureStorage, InferenceOptions, KernelModule,
 };
-use msd_net::{AdamConfig, Backend, BatchShape, CpuBackend, LossConfig, MsdConfig, Params};
+use msd_net::{
+    AdamConfig, Augmentation, Backend, BatchShape, CpuBackend, Dataset, LossConfig, MsdConfig, Params,
+    TrainConfig, train_with_backend,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -418,4 +421,62 @@ fn bad_input_gets_typed_errors() {
     assert!(matches!(net.adam_step(&AdamConfig::default()), Err(Error::OutOfOrder { .. })));
     let opts = InferenceOptions { batch: 0, storage: FeatureStorage::F32 };
     assert!(matches!(net.segment_slices(&[0.5; 12], 1, 3, 4, opts), Err(Error::InvalidArgument { .. })));
+}
+
+/// The crate's training loop (the same code the CPU path uses) drives the CUDA backend to the same
+/// losses and parameters as the CPU backend.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn the_crates_training_loop_gives_the_same_model_on_gpu_and_cpu() {
+    let mut dataset = Dataset::new(1).unwrap();
+    for case in 0..2u64 {
+        let (d, h, w) = (4, 24, 28);
+        let mut rng = StdRng::seed_from_u64(case);
+        let inside = |z: usize, y: usize, x: usize| {
+            let r = ((y as f32 - 12.0).powi(2) + (x as f32 - 14.0).powi(2)).sqrt();
+            r < 5.0 + z as f32
+        };
+        let ct =
+            ndarray::Array3::from_shape_fn((d, h, w), |(z, y, x)| if inside(z, y, x) { 1000.0 } else { 0.0 })
+                + ndarray::Array3::from_shape_fn((d, h, w), |_| normal(&mut rng, 80.0));
+        let labels = ndarray::Array3::from_shape_fn((d, h, w), |(z, y, x)| u8::from(inside(z, y, x)));
+        let geometry = msd_io::Geometry::default();
+        let ct = msd_io::Volume::new(ct, geometry).unwrap();
+        let labels = msd_io::Volume::new(labels, geometry).unwrap();
+        dataset.add(&ct, &labels).unwrap();
+    }
+    let config = TrainConfig {
+        network: MsdConfig::new(6, 1, 1, 2),
+        epochs: 2,
+        batch_size: 2,
+        patch_size: None,
+        augmentation: Augmentation::none(),
+        validation_fraction: 0.25,
+        early_stopping_patience: None,
+        ..TrainConfig::default()
+    };
+    let cpu = train_with_backend(&mut CpuBackend::new(&config.network).unwrap(), &dataset, &config, |_| {})
+        .unwrap();
+    let mut gpu_backend = CudaBackend::new(0, &config.network).unwrap();
+    let gpu = train_with_backend(&mut gpu_backend, &dataset, &config, |_| {}).unwrap();
+    assert_eq!(cpu.steps, gpu.steps);
+    assert_eq!(cpu.history.len(), gpu.history.len());
+    for (c, g) in cpu.history.iter().zip(&gpu.history) {
+        let tol = 1e-3 * c.train_loss.abs().max(1e-3);
+        assert!(
+            (c.train_loss - g.train_loss).abs() <= tol,
+            "epoch {}: {} vs {}",
+            c.epoch,
+            c.train_loss,
+            g.train_loss
+        );
+    }
+    // Adam's update is nearly sign(g)·lr for tiny gradients, so allow rounding to flip a few of them.
+    for (what, g, c) in [
+        ("conv weights", &gpu.model.params.conv_weights, &cpu.model.params.conv_weights),
+        ("head weights", &gpu.model.params.final_weights, &cpu.model.params.final_weights),
+    ] {
+        let e = rel_err(g, c);
+        assert!(e < 1e-3, "trained {what}: relative error {e:.3e}");
+    }
 }
