@@ -2,6 +2,10 @@
 //! gzip `.nrrd` and a 300-file DICOM series, all generated here, plus `.nii.gz` writing.
 //!
 //! `cargo bench -p msd-io --bench io -- --warm-up-time 1 --measurement-time 3`
+//!
+//! To compare with other readers on the same files, list them (a `.nii.gz`, a DICOM folder, ...) in
+//! `MSD_IO_BENCH_FILES`, separated by `:`; each is read with [`msd_io::read_volume`] in the group
+//! `read_external`, with throughput counted as 2 bytes per voxel (int16).
 use std::hint::black_box;
 use std::path::Path;
 
@@ -79,5 +83,17 @@ fn bench_io(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_io);
+fn bench_external(c: &mut Criterion) {
+    let Ok(list) = std::env::var("MSD_IO_BENCH_FILES") else { return };
+    let mut group = c.benchmark_group("read_external");
+    group.sample_size(10);
+    for path in list.split(':').filter(|p| !p.is_empty()) {
+        let voxels = msd_io::read_volume(path).unwrap().len() as u64;
+        group.throughput(Throughput::Bytes(voxels * 2));
+        group.bench_function(path, |b| b.iter(|| black_box(msd_io::read_volume(path).unwrap())));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_io, bench_external);
 criterion_main!(benches);

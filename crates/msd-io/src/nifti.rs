@@ -69,13 +69,14 @@ pub struct Header {
 /// Options for [`write`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteOptions {
-    /// gzip level 0–9 for `.nii.gz` files (default 6); ignored for `.nii`.
+    /// gzip level 0–9 for `.nii.gz` files (default 1, as nibabel: several times faster than 6 for
+    /// files about 10 % larger); ignored for `.nii`.
     pub gzip_level: u32,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { gzip_level: 6 }
+        WriteOptions { gzip_level: 1 }
     }
 }
 

@@ -65,7 +65,7 @@ pub struct Header {
 pub struct WriteOptions {
     /// Data encoding: [`Encoding::Gzip`] (default) or [`Encoding::Raw`].
     pub encoding: Encoding,
-    /// gzip level 0–9 (default 6).
+    /// gzip level 0–9 (default 1, as nibabel: several times faster than 6 for files about 10 % larger).
     pub gzip_level: u32,
     /// Write the data to a separate file beside the header (`<stem>.raw` or `<stem>.raw.gz`) and
     /// refer to it with `data file:`. Default: false for `.nrrd`; [`crate::write_volume`] sets it for
@@ -75,7 +75,7 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { encoding: Encoding::Gzip, gzip_level: 6, detached: false }
+        WriteOptions { encoding: Encoding::Gzip, gzip_level: 1, detached: false }
     }
 }
 

@@ -170,7 +170,10 @@ pub(crate) fn assemble(
     ];
     let to_array = |slices: Vec<Vec<f32>>, r: usize, c: usize| {
         let nz = slices.len();
-        let flat: Vec<f32> = slices.into_iter().flatten().collect();
+        let mut flat: Vec<f32> = Vec::with_capacity(slices.iter().map(Vec::len).sum());
+        for s in slices {
+            flat.extend_from_slice(&s);
+        }
         Array3::from_shape_vec((nz, r, c), flat).map_err(|e| Error::Dicom {
             path: path.to_path_buf(),
             what: format!("series {uid}: slice data does not fill {nz}×{r}×{c}: {e}"),

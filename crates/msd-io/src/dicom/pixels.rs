@@ -1,5 +1,7 @@
 //! Decoding an instance's pixel data (any transfer syntax the build supports) into rescaled `f32`
 //! slices: stored bits masked, the sign taken from the high bit, then slope and intercept applied.
+use dicom::core::DicomValue;
+use dicom::dictionary_std::tags;
 use dicom::object::OpenFileOptions;
 use dicom_pixeldata::PixelDecoder;
 
@@ -35,33 +37,47 @@ pub(crate) fn decode(inst: &Instance, frames: &[usize]) -> Result<Vec<Vec<f32>>>
         .open_file(path)
         .map_err(|e| Error::Dicom { path: path.clone(), what: format!("cannot read: {e}") })?;
     let ts = &inst.transfer_syntax;
-    let decoded = obj.decode_pixel_data().map_err(|e| Error::Dicom {
-        path: path.clone(),
-        what: format!("cannot decode pixel data in transfer syntax {ts} ({}): {e}", transfer_syntax_name(ts)),
-    })?;
     let pixels = inst.rows as usize * inst.columns as usize;
-    let bytes_per = (decoded.bits_allocated() as usize).div_ceil(8);
-    if decoded.bits_allocated() != inst.bits_allocated || decoded.samples_per_pixel() != 1 {
-        return Err(Error::Dicom {
-            path: path.clone(),
-            what: format!(
-                "decoder returned {} bits × {} samples, header says {} bits × 1",
-                decoded.bits_allocated(),
-                decoded.samples_per_pixel(),
-                inst.bits_allocated
-            ),
-        });
-    }
+    let bytes_per = usize::from(inst.bits_allocated).div_ceil(8);
+    // Native (unencapsulated) pixel data is used as stored: no decoder, no extra copy.
+    let native = obj.get(tags::PIXEL_DATA).and_then(|e| match e.value() {
+        DicomValue::Primitive(p) => Some(p.to_bytes()),
+        _ => None,
+    });
+    let decoded;
+    let data: &[u8] = match &native {
+        Some(bytes) if bytes.len() >= pixels * bytes_per * inst.frames.len() => bytes,
+        _ => {
+            decoded = obj.decode_pixel_data().map_err(|e| Error::Dicom {
+                path: path.clone(),
+                what: format!(
+                    "cannot decode pixel data in transfer syntax {ts} ({}): {e}",
+                    transfer_syntax_name(ts)
+                ),
+            })?;
+            if decoded.bits_allocated() != inst.bits_allocated || decoded.samples_per_pixel() != 1 {
+                return Err(Error::Dicom {
+                    path: path.clone(),
+                    what: format!(
+                        "decoder returned {} bits × {} samples, header says {} bits × 1",
+                        decoded.bits_allocated(),
+                        decoded.samples_per_pixel(),
+                        inst.bits_allocated
+                    ),
+                });
+            }
+            decoded.data()
+        }
+    };
     let mut out = Vec::with_capacity(frames.len());
     for &f in frames {
         let frame = &inst.frames[f];
         let start = frame.index as usize * pixels * bytes_per;
-        let bytes =
-            decoded.data().get(start..start + pixels * bytes_per).ok_or_else(|| Error::Truncated {
-                path: path.clone(),
-                expected: ((frame.index as usize + 1) * pixels * bytes_per) as u64,
-                found: decoded.data().len() as u64,
-            })?;
+        let bytes = data.get(start..start + pixels * bytes_per).ok_or_else(|| Error::Truncated {
+            path: path.clone(),
+            expected: ((frame.index as usize + 1) * pixels * bytes_per) as u64,
+            found: data.len() as u64,
+        })?;
         out.push(to_values(inst, bytes, frame.slope, frame.intercept));
     }
     Ok(out)
