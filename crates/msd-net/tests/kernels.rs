@@ -228,3 +228,56 @@ proptest! {
         prop_assert!(eg < 1e-4, "gradients {eg}");
     }
 }
+
+#[test]
+fn candle_custom_op_gradients_match_and_train_with_candle_nn() {
+    use candle_core::Var;
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+    let config = MsdConfig::new(6, 1, 1, 2);
+    let (n, h, w) = (2, 19, 26);
+    let p = random_params(&config, 21);
+    let dev = Device::Cpu;
+    let x = Tensor::from_vec(random_vec(n * h * w, 22), (n, 1, h, w), &dev).unwrap();
+    let r = Tensor::from_vec(random_vec(n * config.n_classes * h * w, 23), (n, config.n_classes, h, w), &dev)
+        .unwrap();
+    // Reference gradients from the candle composition.
+    let net = CandleMsd::new(&config, &p, &dev).unwrap();
+    let loss = (net.logits(&net.features(&x).unwrap()).unwrap() * &r).unwrap().sum_all().unwrap();
+    let want = net.gradients(&loss).unwrap();
+    // The same through the custom op.
+    let wv = Var::from_vec(p.conv_weights.clone(), p.conv_weights.len(), &dev).unwrap();
+    let bv = Var::from_vec(p.conv_biases.clone(), p.conv_biases.len(), &dev).unwrap();
+    let fw = Tensor::from_vec(p.final_weights.clone(), (1, 2, config.total_channels()), &dev).unwrap();
+    let fb = Tensor::from_vec(p.final_biases.clone(), (1, 2, 1), &dev).unwrap();
+    let head = |f: &Tensor| -> Tensor {
+        let flat = f.reshape((n, config.total_channels(), h * w)).unwrap();
+        let fwb = fw.broadcast_as((n, 2, config.total_channels())).unwrap().contiguous().unwrap();
+        fwb.matmul(&flat).unwrap().broadcast_add(&fb).unwrap().reshape((n, 2, h, w)).unwrap()
+    };
+    let feats = msd_net::msd_block(&config, &x, wv.as_tensor(), bv.as_tensor()).unwrap();
+    let loss = (head(&feats) * &r).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let gw = grads.get(wv.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    let gb = grads.get(bv.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    assert!(rel_err(&gw, &want.conv_weights) < 1e-4);
+    assert!(rel_err(&gb, &want.conv_biases) < 1e-4);
+
+    // candle-nn's AdamW lowers a loss through the op.
+    let target = x.gt(0.3).unwrap().to_dtype(candle_core::DType::F32).unwrap();
+    let mut opt = AdamW::new(
+        vec![wv.clone(), bv.clone()],
+        ParamsAdamW { lr: 1e-2, weight_decay: 0.0, ..Default::default() },
+    )
+    .unwrap();
+    let objective = || -> Tensor {
+        let f = msd_net::msd_block(&config, &x, wv.as_tensor(), bv.as_tensor()).unwrap();
+        let last = f.narrow(1, config.total_channels() - 1, 1).unwrap();
+        (last - &target).unwrap().sqr().unwrap().mean_all().unwrap()
+    };
+    let first = objective().to_scalar::<f32>().unwrap();
+    for _ in 0..30 {
+        opt.backward_step(&objective()).unwrap();
+    }
+    let last = objective().to_scalar::<f32>().unwrap();
+    assert!(last < 0.7 * first, "{first} → {last}");
+}

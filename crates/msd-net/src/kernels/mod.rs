@@ -102,7 +102,9 @@ fn forward_rows(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, the CPU was checked for AVX-512F/VL, AVX2 and FMA.
         Isa::Avx512 => unsafe { x86::forward_rows_avx512(input, cin, h, w, d, weights, bias, y0, out) },
-        _ => rows::forward_rows::<rows::Plain>(input, cin, h, w, d, weights, bias, y0, out),
+        _ => rows::forward_rows::<rows::Plain, { rows::STRIP_256 }>(
+            input, cin, h, w, d, weights, bias, y0, out,
+        ),
     }
 }
 

@@ -38,9 +38,11 @@ impl Mad for Plain {
 /// Lanes of the partial sums in the vectorised dot products (a multiple of every vector width).
 const LANES: usize = 16;
 
-/// Output columns per register-blocked strip: the strip's accumulators stay in vector registers
-/// while all input channels stream past (4 AVX-512 or 8 AVX2 registers).
-const STRIP: usize = 64;
+/// Output columns per register-blocked strip for AVX2 and the portable path: eight 256-bit
+/// accumulators, enough independent chains to cover the FMA latency.
+pub(crate) const STRIP_256: usize = 64;
+/// Output columns per strip for AVX-512: eight 512-bit accumulators (two FMA pipes × 4 cycles).
+pub(crate) const STRIP_512: usize = 128;
 
 /// `acc[x] += Σ_{ky,kx} k[3ky+kx] · rows[ky][x + (kx−1)d]` for the columns `x` in `from..to`
 /// (all within the interior `d..w-d`, so no reflection is needed).
@@ -95,11 +97,11 @@ fn taps9_border<M: Mad>(acc: &mut [f32], rows: [&[f32]; 3], k: &[f32; 9], d: usi
     }
 }
 
-/// One strip of `STRIP` interior output columns starting at `x0`, summed over all `cin` channels
+/// One strip of `S` interior output columns starting at `x0`, summed over all `cin` channels
 /// with the accumulators held in registers.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn strip<M: Mad>(
+fn strip<M: Mad, const S: usize>(
     input: &[f32],
     hw: usize,
     w: usize,
@@ -108,7 +110,7 @@ fn strip<M: Mad>(
     cin: usize,
     d: usize,
     x0: usize,
-    out: &mut [f32; STRIP],
+    out: &mut [f32; S],
 ) {
     let mut a = *out;
     for c in 0..cin {
@@ -116,11 +118,11 @@ fn strip<M: Mad>(
         let plane = &input[c * hw..(c + 1) * hw];
         for ky in 0..3 {
             let row = &plane[ys[ky] * w..(ys[ky] + 1) * w];
-            let l: &[f32; STRIP] = row[x0 - d..x0 - d + STRIP].try_into().expect("strip");
-            let m: &[f32; STRIP] = row[x0..x0 + STRIP].try_into().expect("strip");
-            let q: &[f32; STRIP] = row[x0 + d..x0 + d + STRIP].try_into().expect("strip");
+            let l: &[f32; S] = row[x0 - d..x0 - d + S].try_into().expect("strip");
+            let m: &[f32; S] = row[x0..x0 + S].try_into().expect("strip");
+            let q: &[f32; S] = row[x0 + d..x0 + d + S].try_into().expect("strip");
             let (k0, k1, k2) = (k[3 * ky], k[3 * ky + 1], k[3 * ky + 2]);
-            for i in 0..STRIP {
+            for i in 0..S {
                 a[i] = M::mad(k0, l[i], a[i]);
                 a[i] = M::mad(k1, m[i], a[i]);
                 a[i] = M::mad(k2, q[i], a[i]);
@@ -137,7 +139,7 @@ fn strip<M: Mad>(
 /// channel's `[cin][3][3]` block.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_rows<M: Mad>(
+pub(crate) fn forward_rows<M: Mad, const S: usize>(
     input: &[f32],
     cin: usize,
     h: usize,
@@ -149,16 +151,16 @@ pub(crate) fn forward_rows<M: Mad>(
     out: &mut [f32],
 ) {
     let hw = h * w;
-    let strips = if w > 2 * d { (w - 2 * d) / STRIP } else { 0 };
-    let tail_from = d + strips * STRIP;
+    let strips = if w > 2 * d { (w - 2 * d) / S } else { 0 };
+    let tail_from = d + strips * S;
     for (r, acc) in out.chunks_exact_mut(w).enumerate() {
         let y = y0 + r;
         acc.fill(bias);
         let ys = [reflect(y as isize - d as isize, h), y, reflect((y + d) as isize, h)];
         for s in 0..strips {
-            let x0 = d + s * STRIP;
-            let out: &mut [f32; STRIP] = (&mut acc[x0..x0 + STRIP]).try_into().expect("strip");
-            strip::<M>(input, hw, w, ys, weights, cin, d, x0, out);
+            let x0 = d + s * S;
+            let out: &mut [f32; S] = (&mut acc[x0..x0 + S]).try_into().expect("strip");
+            strip::<M, S>(input, hw, w, ys, weights, cin, d, x0, out);
         }
         for (c, k) in weights.chunks_exact(9).take(cin).enumerate() {
             let plane = &input[c * hw..(c + 1) * hw];

@@ -1,7 +1,7 @@
 //! The kernels of `rows.rs` compiled for AVX2 + FMA and for AVX-512: the only `unsafe` of the
 //! CPU path. Each function is the generic kernel inside a `#[target_feature]` frame, so the
 //! compiler vectorises the same safe slice code with wider registers and fused multiply-adds.
-use super::rows::{self, Fused};
+use super::rows::{self, Fused, STRIP_256, STRIP_512};
 
 /// AVX2 + FMA build of [`rows::forward_rows`].
 ///
@@ -20,7 +20,7 @@ pub(super) unsafe fn forward_rows_avx2(
     y0: usize,
     out: &mut [f32],
 ) {
-    rows::forward_rows::<Fused>(input, cin, h, w, d, weights, bias, y0, out)
+    rows::forward_rows::<Fused, STRIP_256>(input, cin, h, w, d, weights, bias, y0, out)
 }
 
 /// AVX-512 build of [`rows::forward_rows`].
@@ -40,7 +40,7 @@ pub(super) unsafe fn forward_rows_avx512(
     y0: usize,
     out: &mut [f32],
 ) {
-    rows::forward_rows::<Fused>(input, cin, h, w, d, weights, bias, y0, out)
+    rows::forward_rows::<Fused, STRIP_512>(input, cin, h, w, d, weights, bias, y0, out)
 }
 
 /// AVX2 + FMA build of [`rows::backward_channel`].
