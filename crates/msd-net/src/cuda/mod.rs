@@ -7,7 +7,7 @@
 //!
 //! The layouts are those of the CPU path: feature buffer `[images][c_total][h][w]` (input channels, then
 //! each layer's outputs in order), 3×3 weights `[width][c_in + i·width][3][3]` per layer, concatenated,
-//! biases `[depth·width]`, head `[n_classes][c_total]` and `[n_classes]` (see [`HostParams`]).
+//! biases `[depth·width]`, head `[n_classes][c_total]` and `[n_classes]` (see [`crate::Params`]).
 //!
 //! Kernels (`*.cu` beside this file, one per family, `common.cuh` shared):
 //! - `conv_forward.cu`: dilated 3×3 over all earlier channels + bias + ReLU; 32×32 output tiles, each
