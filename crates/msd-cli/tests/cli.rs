@@ -360,3 +360,57 @@ fn demo_rejects_an_unwritable_output_folder() {
     std::fs::write(f.path("file"), b"x").unwrap();
     fails(&f.msd(&["demo", "--quick", "--out", "file/sub"]), 1, "file/sub");
 }
+
+fn shared(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(path)
+}
+
+#[test]
+#[cfg_attr(not(msd_shared_data), ignore = "needs ../shared/data")]
+fn dicom_series_are_listed_and_one_is_picked_by_uid() {
+    let f = Fixture::new();
+    let folder = shared("dicom-conformance/dcm_qa_ct");
+    let folder = folder.to_str().unwrap();
+    let info = json(&ok(&f.msd(&["info", folder, "--json"])));
+    assert_eq!(info["kind"], "dicom");
+    let series = info["series"].as_array().unwrap();
+    assert!(series.len() >= 2);
+    let brain = series.iter().find(|s| s["description"] == "STD BRAIN 5MM").expect("the 5 mm brain series");
+    let uid = brain["uid"].as_str().unwrap();
+    assert_ne!(info["default_series"].as_str(), Some(uid));
+    ok(&f.msd(&["convert", folder, "brain.nii.gz", "--series", uid]));
+    let v = json(&ok(&f.msd(&["info", "brain.nii.gz", "--json"])));
+    assert_eq!(v["shape_zyx"][0], brain["slices"]);
+    fails(&f.msd(&["convert", folder, "x.nii.gz", "--series", "1.2.3.4"]), 1, "1.2.3.4");
+}
+
+#[test]
+#[cfg_attr(not(msd_shared_data), ignore = "needs ../shared/data")]
+fn cthead_meshes_label_and_evaluate_like_the_reference() {
+    let f = Fixture::new();
+    let data = shared("cthead");
+    let p = |name: &str| data.join(name).to_str().unwrap().to_string();
+    ok(&f.msd(&["label", &p("skull_ref.stl"), "--like", &p("ct.nii.gz"), "--out", "ref.nii.gz"]));
+    let o = f.msd(&[
+        "eval",
+        "--pred",
+        &p("skull_defect_ref.nii.gz"),
+        "--ref",
+        &p("skull_ref.nii.gz"),
+        "--region",
+        &p("defect_region.nii.gz"),
+        "--pred",
+        "ref.nii.gz",
+        "--ref",
+        &p("skull_ref.nii.gz"),
+        "--no-surface",
+        "--json",
+        "-",
+    ]);
+    let r = json(&ok(&o));
+    let defect = r["cases"][0]["dice"].as_f64().unwrap();
+    assert!((defect - 0.980).abs() < 0.002, "{defect}");
+    let near = r["cases"][0]["region"]["dice"].as_f64().unwrap();
+    assert!((near - 0.77).abs() < 0.01, "{near}");
+    assert!(r["cases"][1]["dice"].as_f64().unwrap() > 0.99);
+}

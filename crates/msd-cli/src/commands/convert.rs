@@ -1,17 +1,24 @@
 //! `msd convert`: a volume in one format to NIfTI or NRRD, geometry kept.
+use anyhow::Context as _;
+
 use crate::Ui;
 use crate::cli::ConvertArgs;
 
 pub fn run(args: &ConvertArgs, ui: &Ui) -> anyhow::Result<()> {
-    if args.series.is_some() {
-        return Err(crate::UsageError(
-            "--series needs a DICOM folder; this build reads one series per folder (the CT series with the most slices)"
-                .into(),
-        )
-        .into());
-    }
     let spinner = ui.spinner(format!("reading {}", args.input.display()));
-    if args.labels {
+    if let Some(uid) = &args.series {
+        if args.labels {
+            return Err(crate::UsageError(
+                "--series reads a DICOM CT series; it does not go with --labels".into(),
+            )
+            .into());
+        }
+        let options = msd::io::dicom::ReadOptions { series_uid: Some(uid.clone()), ..Default::default() };
+        let sv = msd::io::dicom::read_series(&args.input, &options)
+            .with_context(|| format!("cannot read series {uid} of {}", args.input.display()))?;
+        spinner.set_message(format!("writing {}", args.output.display()));
+        super::write_volume(&args.output, &sv.volume)?;
+    } else if args.labels {
         let v = super::read_labels(&args.input)?;
         spinner.set_message(format!("writing {}", args.output.display()));
         super::write_volume(&args.output, &v)?;

@@ -40,9 +40,42 @@ struct MeshInfo {
     watertight: bool,
 }
 
+/// One DICOM series found in a folder.
+#[derive(Debug, Serialize)]
+struct SeriesEntry {
+    uid: String,
+    modality: String,
+    description: String,
+    number: Option<i32>,
+    slices: usize,
+    files: usize,
+    not_a_volume: Option<String>,
+}
+
+/// What a DICOM folder holds: its series, and the volume of the one read by default.
+#[derive(Debug, Serialize)]
+struct DicomInfo {
+    path: PathBuf,
+    kind: &'static str,
+    series: Vec<SeriesEntry>,
+    /// The series `msd convert` reads without `--series` (the CT series with the most slices).
+    default_series: Option<String>,
+    gantry_tilt_deg: Option<f64>,
+    volume: Option<VolumeInfo>,
+    /// Why the default series could not be read as a volume, if so.
+    volume_error: Option<String>,
+}
+
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     let path = &args.path;
-    if is_mesh_path(path) {
+    if path.is_dir() {
+        let info = dicom_info(path)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&info)?);
+        } else {
+            print_dicom(&info);
+        }
+    } else if is_mesh_path(path) {
         let info = mesh_info(path)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&info)?);
@@ -60,8 +93,79 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn dicom_info(path: &Path) -> anyhow::Result<DicomInfo> {
+    use anyhow::Context as _;
+    use msd::io::dicom;
+    let series = dicom::list_series(path)
+        .with_context(|| format!("cannot list DICOM series in {}", path.display()))?;
+    let series: Vec<SeriesEntry> = series
+        .into_iter()
+        .map(|s| SeriesEntry {
+            uid: s.uid,
+            modality: s.modality,
+            description: s.description,
+            number: s.number,
+            slices: s.slices,
+            files: s.files.len(),
+            not_a_volume: s.not_a_volume,
+        })
+        .collect();
+    let (mut default_series, mut tilt, mut volume, mut volume_error) = (None, None, None, None);
+    match dicom::read_series(path, &dicom::ReadOptions::default()) {
+        Ok(sv) => {
+            default_series = Some(sv.series.uid.clone());
+            tilt = Some(sv.tilt_deg);
+            volume = Some(describe(path, &sv.volume));
+        }
+        Err(e) => volume_error = Some(crate::ui::error_chain(&anyhow::Error::new(e))),
+    }
+    Ok(DicomInfo {
+        path: path.to_path_buf(),
+        kind: "dicom",
+        series,
+        default_series,
+        gantry_tilt_deg: tilt,
+        volume,
+        volume_error,
+    })
+}
+
+fn print_dicom(i: &DicomInfo) {
+    println!("{}: DICOM, {} series", i.path.display(), i.series.len());
+    for s in &i.series {
+        let default = if i.default_series.as_deref() == Some(&s.uid) { " (default)" } else { "" };
+        println!(
+            "  {} #{} {} {:?}: {} slices in {} files{default}",
+            s.uid,
+            s.number.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+            s.modality,
+            s.description,
+            s.slices,
+            s.files
+        );
+        if let Some(why) = &s.not_a_volume {
+            // The full reason (every file's) is in --json; one line is enough here.
+            let short: String = why.chars().take(150).collect();
+            let more = if short.len() < why.len() { " …" } else { "" };
+            println!("      not a volume: {short}{more}");
+        }
+    }
+    if let Some(t) = i.gantry_tilt_deg.filter(|t| *t > 0.1) {
+        println!("  gantry tilt {t:.2}° (resampled onto a regular grid)");
+    }
+    match (&i.volume, &i.volume_error) {
+        (Some(v), _) => print_volume(v),
+        (None, Some(e)) => println!("  default series not readable as a volume: {e}"),
+        (None, None) => {}
+    }
+}
+
 fn volume_info(path: &Path) -> anyhow::Result<VolumeInfo> {
     let v = super::read_ct(path)?;
+    Ok(describe(path, &v))
+}
+
+fn describe(path: &Path, v: &msd::io::Volume<f32>) -> VolumeInfo {
     let g = v.geometry();
     let (mut lo, mut hi, mut sum, mut n, mut bad) =
         (f32::INFINITY, f32::NEG_INFINITY, 0.0f64, 0usize, 0usize);
@@ -77,7 +181,7 @@ fn volume_info(path: &Path) -> anyhow::Result<VolumeInfo> {
     }
     let [nz, ny, nx] = v.shape();
     let s = g.spacing();
-    Ok(VolumeInfo {
+    VolumeInfo {
         path: path.to_path_buf(),
         kind: "volume",
         shape_zyx: v.shape(),
@@ -89,7 +193,7 @@ fn volume_info(path: &Path) -> anyhow::Result<VolumeInfo> {
         hu_max: hi,
         hu_mean: if n > 0 { sum / n as f64 } else { f64::NAN },
         non_finite_voxels: bad,
-    })
+    }
 }
 
 fn mesh_info(path: &Path) -> anyhow::Result<MeshInfo> {
