@@ -352,6 +352,10 @@ fn march_slab<F: Field>(
     let (mut ex_lo, mut ey_lo) = (vec![none; plane], vec![none; plane]);
     let (mut ex_hi, mut ey_hi) = (vec![none; plane], vec![none; plane]);
     let mut ez = vec![none; plane];
+    // Slots set in each edge plane, so resetting costs as much as the surface, not the plane.
+    let (mut touched_lo, mut touched_hi, mut touched_z): (Vec<u32>, Vec<u32>, Vec<u32>) = Default::default();
+    // Per row pair: OR of the four rows of inside flags, to skip empty cubes by the word.
+    let mut any = vec![0u8; w + 8];
     let mut out = Slab { vertices: Vec::new(), triangles: Vec::new(), bottom: Vec::new(), top: Vec::new() };
     field.fill_plane(z0, &mut in_lo, &mut val_lo);
     let to_world = |p: [f64; 3]| -> [f32; 3] {
@@ -367,15 +371,30 @@ fn march_slab<F: Field>(
         for py in 0..=ny {
             let r0 = py * w;
             let r1 = r0 + w;
+            for (x, a) in any[..w].iter_mut().enumerate() {
+                *a = in_lo[r0 + x] | in_lo[r1 + x] | in_hi[r0 + x] | in_hi[r1 + x];
+            }
             let mut px = 0;
             while px <= nx {
-                // Skip runs of empty cubes eight at a time (labels are mostly background).
-                if px + 9 <= w {
-                    let zero = |s: &[u8], r: usize| s[r + px..r + px + 9].iter().all(|&b| b == 0);
-                    if zero(&in_lo, r0) && zero(&in_lo, r1) && zero(&in_hi, r0) && zero(&in_hi, r1) {
-                        px += 8;
-                        continue;
-                    }
+                // Cubes px..px + 6 are empty when their eight corner columns are (`any` is padded by
+                // 8 zero bytes, so the read stays in bounds).
+                let word = u64::from_ne_bytes([
+                    any[px],
+                    any[px + 1],
+                    any[px + 2],
+                    any[px + 3],
+                    any[px + 4],
+                    any[px + 5],
+                    any[px + 6],
+                    any[px + 7],
+                ]);
+                if word == 0 {
+                    px += 7;
+                    continue;
+                }
+                if any[px] | any[px + 1] == 0 {
+                    px += 1;
+                    continue;
                 }
                 let i = r0 + px;
                 let config = (in_lo[i]
@@ -440,6 +459,11 @@ fn march_slab<F: Field>(
                     let pos = to_world(p);
                     positions[e] = pos;
                     if *slot == none {
+                        match (axis, bz) {
+                            (2, _) => touched_z.push(k as u32),
+                            (_, 0) => touched_lo.push(k as u32),
+                            _ => touched_hi.push(k as u32),
+                        }
                         let key = (k as u64) << 1 | axis as u64;
                         if bottom_layer && axis < 2 && bz == 0 {
                             *slot = BOTTOM | out.bottom.len() as u32;
@@ -483,9 +507,16 @@ fn march_slab<F: Field>(
         std::mem::swap(&mut val_lo, &mut val_hi);
         std::mem::swap(&mut ex_lo, &mut ex_hi);
         std::mem::swap(&mut ey_lo, &mut ey_hi);
-        ex_hi.fill(none);
-        ey_hi.fill(none);
-        ez.fill(none);
+        std::mem::swap(&mut touched_lo, &mut touched_hi);
+        for &k in &touched_hi {
+            ex_hi[k as usize] = none;
+            ey_hi[k as usize] = none;
+        }
+        touched_hi.clear();
+        for &k in &touched_z {
+            ez[k as usize] = none;
+        }
+        touched_z.clear();
     }
     out
 }
