@@ -66,7 +66,7 @@ pub struct Header {
     scalar: ScalarType,
 }
 
-/// Options for [`write`].
+/// Options for [`write()`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteOptions {
     /// gzip level 0–9 for `.nii.gz` files (default 1, as nibabel: several times faster than 6 for

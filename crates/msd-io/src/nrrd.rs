@@ -60,7 +60,7 @@ pub struct Header {
     byte_skip: i64,
 }
 
-/// Options for [`write`].
+/// Options for [`write()`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOptions {
     /// Data encoding: [`Encoding::Gzip`] (default) or [`Encoding::Raw`].
