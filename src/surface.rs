@@ -1,31 +1,48 @@
 //! From a segmentation to the surface an implant is designed on: marching cubes plus clean-up.
-use msd_geom::Mesh;
+use msd_geom::{DecimateOptions, Mesh, SmoothOptions};
 use msd_io::LabelVolume;
 
 use crate::Result;
 
 /// How a label volume becomes a surface mesh.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SurfaceOptions {
     /// Keep only this many of the largest connected components (by triangle count); 0 keeps all.
     pub keep_components: usize,
     /// Drop components with fewer triangles than this ("noise residuals").
     pub min_component_triangles: usize,
+    /// Volume-preserving Taubin smoothing of the staircase surface (`None`: none).
+    pub smoothing: Option<SmoothOptions>,
+    /// Decimation to a triangle budget with bounded deviation (`None`: none).
+    pub decimation: Option<DecimateOptions>,
 }
 
 impl Default for SurfaceOptions {
     /// Keeps every component of at least 50 triangles: the skull, and bone fragments of some size,
     /// without the specks a noisy segmentation leaves.
     fn default() -> Self {
-        SurfaceOptions { keep_components: 0, min_component_triangles: 50 }
+        SurfaceOptions { keep_components: 0, min_component_triangles: 50, smoothing: None, decimation: None }
     }
 }
 
 impl SurfaceOptions {
     /// Options that keep all components, however small.
     pub fn raw() -> Self {
-        SurfaceOptions { keep_components: 0, min_component_triangles: 0 }
+        SurfaceOptions { keep_components: 0, min_component_triangles: 0, smoothing: None, decimation: None }
+    }
+
+    /// Returns the options with Taubin smoothing (`iterations` λ|μ pairs, volume restored; 0: none).
+    pub fn smooth(mut self, iterations: usize) -> Self {
+        self.smoothing = (iterations > 0).then(|| SmoothOptions { iterations, ..SmoothOptions::default() });
+        self
+    }
+
+    /// Returns the options with decimation to at most `target_triangles`, no vertex moving further
+    /// than `max_deviation_mm` from the surface.
+    pub fn decimate(mut self, target_triangles: usize, max_deviation_mm: f64) -> Self {
+        self.decimation = Some(DecimateOptions { target_triangles, max_deviation_mm });
+        self
     }
 
     /// Returns the options with `n` largest components kept (0: all).
@@ -49,6 +66,12 @@ impl SurfaceOptions {
         }
         if self.keep_components > 0 {
             mesh = mesh.keep_largest_components(self.keep_components);
+        }
+        if let Some(smoothing) = &self.smoothing {
+            mesh = msd_geom::smooth_taubin(&mesh, smoothing)?;
+        }
+        if let Some(decimation) = &self.decimation {
+            mesh = msd_geom::decimate(&mesh, decimation)?.mesh;
         }
         Ok(mesh)
     }
@@ -84,5 +107,16 @@ mod tests {
         assert!(clean.check().is_watertight());
         let v = clean.enclosed_volume();
         assert!(v > 30.0 && v < 70.0, "volume {v}");
+        // Smoothing keeps the volume; decimation meets its budget and stays closed.
+        let smooth = surface_options_smoothed().extract(&labels).unwrap();
+        assert!((smooth.enclosed_volume() - v).abs() < 0.02 * v, "{} vs {v}", smooth.enclosed_volume());
+        assert_ne!(smooth.vertices(), clean.vertices());
+        let small = SurfaceOptions::default().decimate(40, 1.0).extract(&labels).unwrap();
+        assert!(small.triangles().len() < clean.triangles().len());
+        assert!(small.check().is_closed());
+    }
+
+    fn surface_options_smoothed() -> SurfaceOptions {
+        SurfaceOptions::default().smooth(10)
     }
 }

@@ -75,6 +75,36 @@ impl TrainingSet {
         Ok(())
     }
 
+    /// Adds a CT with a gold-standard mesh exported in another frame: the mesh is first aligned
+    /// rigidly (ICP, from its pose as given and from a centroid and principal-axes start, the
+    /// better kept) to the CT's bone surface at `bone_hu`, then voxelised. Returns the alignment (transform and RMS residual in mm).
+    pub fn push_mesh_aligned(
+        &mut self,
+        name: impl Into<String>,
+        ct: Volume<f32>,
+        mesh: &Mesh,
+        bone_hu: f32,
+    ) -> Result<msd_geom::Alignment> {
+        let name = name.into();
+        let in_case = |e: Error| Error::Case { case: name.clone(), source: Box::new(e) };
+        let bone = bone_surface(&ct, bone_hu).map_err(in_case)?;
+        // A head is nearly symmetric, so a principal-axes start can land on a flipped pose; ICP
+        // from the mesh as it is serves meshes that are only slightly off. Keep the better one.
+        let mut best: Option<msd_geom::Alignment> = None;
+        for coarse_start in [false, true] {
+            let options = msd_geom::AlignOptions { coarse_start, ..msd_geom::AlignOptions::default() };
+            let a = msd_geom::align_icp(mesh, &bone, &options).map_err(|e| in_case(e.into()))?;
+            if best.is_none_or(|b| a.rms_mm < b.rms_mm) {
+                best = Some(a);
+            }
+        }
+        let alignment = best.expect("two alignments were tried");
+        let moved = mesh.transformed(&alignment.transform);
+        let labels = mesh_to_labels(&moved, &ct).map_err(in_case)?;
+        self.cases.push(TrainingCase { name, ct, labels });
+        Ok(alignment)
+    }
+
     /// The cases, in the order they were added.
     pub fn cases(&self) -> &[TrainingCase] {
         &self.cases
@@ -105,6 +135,22 @@ impl TrainingSet {
         }
         Ok(dataset)
     }
+}
+
+/// The CT's bone surface at `bone_hu`: every component of the iso-surface with at least a tenth of
+/// the largest one's triangles. A skull's outer and inner surfaces are separate components where the
+/// vault is intact, and both are needed to align a skull model; specks and the table are dropped.
+fn bone_surface(ct: &Volume<f32>, bone_hu: f32) -> Result<Mesh> {
+    let surface = msd_geom::marching_cubes(ct, bone_hu)?;
+    let components = surface.connected_components();
+    let largest = components.sizes.iter().copied().max().unwrap_or(0);
+    if largest == 0 {
+        return Err(Error::InvalidConfig {
+            what: format!("the CT has no surface at {bone_hu} HU to align to"),
+        });
+    }
+    let keep = |t: usize| components.sizes[components.triangle_component[t] as usize] * 10 >= largest;
+    Ok(surface.filter_triangles(keep))
 }
 
 /// Voxelises a closed mesh onto the CT's grid (1 inside, 0 outside). Refuses a mesh that covers

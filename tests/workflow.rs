@@ -70,3 +70,18 @@ fn a_training_set_from_meshes_matches_the_labels() {
     assert!(set.push_labels("moved", head.ct, moved).is_err());
     assert!(msd::training::train(&TrainingSet::new(), &TrainConfig::default()).is_err());
 }
+
+#[test]
+fn a_mesh_in_another_frame_is_aligned_before_voxelising() {
+    let head = generate(&PhantomConfig::quick().with_noise(10.0), 12).unwrap();
+    let mesh = surface(&head.skull).unwrap();
+    // 5° about z and 8 mm along x: an export from design software in its own frame.
+    let (s, c) = (5f64.to_radians().sin(), 5f64.to_radians().cos());
+    let moved =
+        mesh.transformed(&[[c, -s, 0.0, 8.0], [s, c, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]);
+    let mut set = TrainingSet::new();
+    let alignment = set.push_mesh_aligned("moved", head.ct.clone(), &moved, 300.0).unwrap();
+    assert!(alignment.rms_mm < 1.0, "residual {} mm", alignment.rms_mm);
+    let dice = msd::metrics::overlap(&set.cases()[0].labels, &head.skull).unwrap().dice();
+    assert!(dice > 0.9, "Dice after alignment {dice}");
+}

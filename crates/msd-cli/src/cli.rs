@@ -77,6 +77,10 @@ pub struct TrainArgs {
     /// The gold-standard mesh (LPS mm) of the CT before it; voxelised onto its grid.
     #[arg(long, value_name = "MESH")]
     pub meshes: Vec<PathBuf>,
+    /// Align each mesh rigidly to its CT's bone surface (ICP) before voxelising it, for meshes
+    /// exported in another frame.
+    #[arg(long)]
+    pub align: bool,
     /// Add this many synthetic head phantoms to the training set.
     #[arg(long, default_value_t = 0)]
     pub synthetic: usize,
@@ -167,6 +171,15 @@ pub struct MeshArgs {
     /// Mesh only voxels of this label value (default: every non-zero voxel).
     #[arg(long)]
     pub label: Option<u8>,
+    /// Taubin smoothing iterations (volume-preserving; 0: none).
+    #[arg(long, default_value_t = 0)]
+    pub smooth: usize,
+    /// Decimate to at most this many triangles.
+    #[arg(long)]
+    pub decimate: Option<usize>,
+    /// Largest surface deviation decimation may cause, mm.
+    #[arg(long, default_value_t = 0.1)]
+    pub max_deviation: f64,
 }
 
 /// `msd label`.

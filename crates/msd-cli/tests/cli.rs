@@ -133,6 +133,10 @@ fn threshold_mesh_label_and_eval_make_a_report() {
     ok(&f.msd(&["threshold", "ct.nii.gz", "--hu", "300", "--out", "thr.nii.gz"]));
     ok(&f.msd(&["threshold", "ct.nii.gz", "--largest", "--out", "thr_largest.nii.gz"]));
     ok(&f.msd(&["mesh", "skull.nii.gz", "--out", "ref.stl"]));
+    ok(&f.msd(&["mesh", "skull.nii.gz", "--out", "smooth.stl", "--smooth", "10", "--decimate", "5000"]));
+    let smooth = json(&ok(&f.msd(&["info", "smooth.stl", "--json"])));
+    assert!(smooth["triangles"].as_u64().unwrap() <= 5000);
+    assert_eq!(smooth["closed"], true);
     ok(&f.msd(&["label", "ref.stl", "--like", "ct.nii.gz", "--out", "ref_back.nii.gz"]));
     let back = json(&ok(&f.msd(&[
         "eval",

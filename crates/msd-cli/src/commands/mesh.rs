@@ -19,11 +19,22 @@ pub fn run(args: &MeshArgs, ui: &Ui) -> anyhow::Result<()> {
             }
         );
     }
+    if !(args.max_deviation.is_finite() && args.max_deviation >= 0.0) {
+        return Err(crate::UsageError(format!(
+            "--max-deviation {} mm must be finite and non-negative",
+            args.max_deviation
+        ))
+        .into());
+    }
     let spinner = ui.spinner("meshing");
-    let mesh = SurfaceOptions::default()
+    let mut options = SurfaceOptions::default()
         .keep_components(args.keep)
         .min_component_triangles(args.min_triangles)
-        .extract(&labels)?;
+        .smooth(args.smooth);
+    if let Some(target) = args.decimate {
+        options = options.decimate(target, args.max_deviation);
+    }
+    let mesh = options.extract(&labels)?;
     spinner.finish_and_clear();
     super::write_mesh(&args.out, &mesh)?;
     let check = mesh.check();

@@ -83,8 +83,13 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
             TargetKind::Mesh => {
                 let p = meshes.next().expect("counted above");
                 let m = super::read_mesh(p)?;
-                set.push_mesh(&name, ct, &m)
-                    .with_context(|| format!("cannot pair {} with {}", ct_path.display(), p.display()))?;
+                let pair = || format!("cannot pair {} with {}", ct_path.display(), p.display());
+                if args.align {
+                    let a = set.push_mesh_aligned(&name, ct, &m, 300.0).with_context(pair)?;
+                    ui.say(format!("aligned {} to its CT: RMS residual {:.2} mm", p.display(), a.rms_mm));
+                } else {
+                    set.push_mesh(&name, ct, &m).with_context(pair)?;
+                }
             }
         }
         ui.say(format!("case {}: {}", set.len(), ct_path.display()));
