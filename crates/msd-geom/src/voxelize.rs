@@ -35,6 +35,12 @@ pub fn voxelize(mesh: &Mesh, geometry: &Geometry, shape_zyx: [usize; 3]) -> Resu
     let Some(len) = len else {
         return Err(Error::InvalidArgument { what: format!("voxel grid shape (z, y, x) = {shape_zyx:?}") });
     };
+    // Rays are numbered with 32 bits within each family.
+    if [nx * ny, ny * nz, nz * nx].iter().any(|&rays| rays > u32::MAX as usize) {
+        return Err(Error::InvalidArgument {
+            what: format!("voxel grid shape (z, y, x) = {shape_zyx:?} has more than 2³² rays along an axis"),
+        });
+    }
     // Mesh vertices in continuous voxel indices (x, y, z).
     let points: Vec<[f64; 3]> = mesh
         .vertices()
@@ -212,5 +218,6 @@ mod tests {
         let g = Geometry::default();
         assert!(voxelize(&Mesh::default(), &g, [0, 3, 3]).is_err());
         assert!(voxelize(&Mesh::default(), &g, [usize::MAX, 3, 3]).is_err());
+        assert!(voxelize(&Mesh::default(), &g, [1, 70_000, 70_000]).is_err());
     }
 }
