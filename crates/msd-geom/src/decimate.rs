@@ -124,6 +124,9 @@ struct State {
     stamp: Vec<u32>,
     fixed: Vec<bool>,
     scale: f64,
+    /// Per-vertex marks for the link condition, and the last mark used.
+    mark: Vec<u64>,
+    mark_counter: u64,
 }
 
 impl State {
@@ -176,21 +179,35 @@ impl State {
     }
 
     /// Whether collapsing `b` into `a` at `target` keeps the surface manifold and unflipped.
-    fn can_collapse(&self, a: u32, b: u32, target: [f64; 3]) -> bool {
+    fn can_collapse(&mut self, a: u32, b: u32, target: [f64; 3]) -> bool {
         if self.fixed[a as usize] || self.fixed[b as usize] {
             return false;
         }
-        let shared: Vec<u32> = self.vertex_tris[a as usize]
-            .iter()
-            .copied()
-            .filter(|t| self.tris[*t as usize].contains(&b))
-            .collect();
-        if shared.len() != 2 {
+        let shared =
+            self.vertex_tris[a as usize].iter().filter(|t| self.tris[**t as usize].contains(&b)).count();
+        if shared != 2 {
             return false;
         }
         // Link condition: the common neighbours of a and b are exactly the two opposite vertices.
-        let (na, nb) = (self.neighbours(a), self.neighbours(b));
-        let common = na.iter().filter(|v| nb.binary_search(v).is_ok()).count();
+        // Neighbours of a get mark m, common ones m + 1 (so each is counted once); no allocation.
+        self.mark_counter += 2;
+        let m = self.mark_counter;
+        for &t in &self.vertex_tris[a as usize] {
+            for u in self.tris[t as usize] {
+                if u != a {
+                    self.mark[u as usize] = m;
+                }
+            }
+        }
+        let mut common = 0;
+        for &t in &self.vertex_tris[b as usize] {
+            for u in self.tris[t as usize] {
+                if u != b && self.mark[u as usize] == m {
+                    self.mark[u as usize] = m + 1;
+                    common += 1;
+                }
+            }
+        }
         if common != 2 {
             return false;
         }
@@ -264,8 +281,18 @@ pub fn decimate(mesh: &Mesh, options: &DecimateOptions) -> Result<Decimation> {
     }
     // Border vertices (an edge used by one triangle) stay where they are.
     let adj = crate::smooth::adjacency(mesh);
-    let mut state =
-        State { pos, quadric, tris, alive, vertex_tris, stamp: vec![0; n], fixed: adj.boundary, scale };
+    let mut state = State {
+        pos,
+        quadric,
+        tris,
+        alive,
+        vertex_tris,
+        stamp: vec![0; n],
+        fixed: adj.boundary,
+        scale,
+        mark: vec![0; n],
+        mark_counter: 0,
+    };
     let mut heap = BinaryHeap::new();
     for v in 0..n {
         let (s, e) = (adj.start[v] as usize, adj.start[v + 1] as usize);
