@@ -316,8 +316,15 @@ pub fn run(config: &DemoConfig, out: &Path, mut progress: impl FnMut(DemoEvent<'
             files.push(stl);
         }
         let truth = PathBuf::from("stl").join(format!("{name}_truth.stl"));
-        msd_geom::write_mesh(out.join(&truth), &crate::surface::surface(&head.skull)?)?;
+        let truth_mesh = crate::surface::surface(&head.skull)?;
+        msd_geom::write_mesh(out.join(&truth), &truth_mesh)?;
         files.push(truth);
+        files.push(write_deviation_render(
+            out,
+            &name,
+            &SurfaceOptions::default().extract(&seg.labels)?,
+            &truth_mesh,
+        )?);
         files.push(write_case_preview(out, &name, head, &seg.labels, &thr)?);
         cases.push(DemoCase {
             case: name.clone(),
@@ -394,6 +401,28 @@ fn write_case_preview(
         y0 += r.height;
     }
     let rel = PathBuf::from("previews").join(format!("{name}.png"));
+    image.write_png(&out.join(&rel))?;
+    Ok(rel)
+}
+
+/// The MSDnet surface seen from above, coloured by its signed distance to the truth (blue: too
+/// little bone, white: on the truth, red: too much; ±1 mm saturates).
+fn write_deviation_render(
+    out: &Path,
+    name: &str,
+    mesh: &msd_geom::Mesh,
+    truth: &msd_geom::Mesh,
+) -> Result<PathBuf> {
+    let rel = PathBuf::from("previews").join(format!("{name}_deviation.png"));
+    let colours: Vec<[u8; 3]> = if mesh.is_empty() {
+        Vec::new()
+    } else {
+        msd_metrics::signed_vertex_distances(mesh, truth)?
+            .iter()
+            .map(|&d| msd_metrics::deviation_colour(f64::from(d), 1.0))
+            .collect()
+    };
+    let image = crate::render::render_mesh(mesh, crate::render::View::Superior, 480, Some(&colours))?;
     image.write_png(&out.join(&rel))?;
     Ok(rel)
 }

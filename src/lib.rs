@@ -15,6 +15,7 @@
 //! |---|---|
 //! | [`phantom`] | synthetic head CTs with exact ground truth, deterministic from a seed |
 //! | [`preview`] | PNG slices (axial, coronal, sagittal) with contours over the CT |
+//! | [`render`] | a shaded or deviation-coloured picture of a mesh, as PNG |
 //! | [`baseline`] | the global-threshold baseline and connected-component clean-up |
 //! | [`surface`](mod@surface) | label volume → cleaned, watertight skull mesh |
 //! | [`evaluation`] | Dice and surface distances between label volumes and/or meshes |
@@ -37,6 +38,7 @@ pub mod evaluation;
 pub mod loss_curve;
 pub mod phantom;
 pub mod preview;
+pub mod render;
 pub mod surface;
 pub mod training;
 

@@ -15,7 +15,6 @@
 //! assert_eq!(image.pixels.len(), 3 * image.width * image.height);
 //! Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use msd_io::{LabelVolume, Volume};
@@ -139,10 +138,9 @@ impl RgbImage {
             u32::try_from(self.width).map_err(|_| too_big(path))?,
             u32::try_from(self.height).map_err(|_| too_big(path))?,
         );
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::file(path, e))?;
+        let mut bytes = Vec::new();
         {
-            let mut encoder = png::Encoder::new(BufWriter::new(tmp.as_file()), width, height);
+            let mut encoder = png::Encoder::new(&mut bytes, width, height);
             encoder.set_color(png::ColorType::Rgb);
             encoder.set_depth(png::BitDepth::Eight);
             let png_err = |source| Error::Png { path: path.to_path_buf(), source: Box::new(source) };
@@ -150,7 +148,7 @@ impl RgbImage {
             writer.write_image_data(&self.pixels).map_err(png_err)?;
             writer.finish().map_err(png_err)?;
         }
-        tmp.persist(path).map_err(|e| Error::file(path, e.error))?;
+        crate::atomic::write(path, &bytes)?;
         Ok(())
     }
 }
