@@ -197,6 +197,14 @@ pub struct Phantom {
     pub noise_hu: f64,
 }
 
+impl Phantom {
+    /// The ground-truth skull surface (LPS mm): the watertight marching-cubes surface of
+    /// [`Phantom::skull`], so voxelising it on the CT's grid gives the label back.
+    pub fn skull_mesh(&self) -> Result<msd_geom::Mesh> {
+        Ok(msd_geom::label_surface(&self.skull, SKULL_LABEL)?)
+    }
+}
+
 /// Semi-axes (x: L–R, y: A–P, z: S–I) in mm of the scalp surface of a head.
 fn head_semi_axes(scale: f64, jitter: f64) -> [f64; 3] {
     [75.0 * scale * jitter, 95.0 * scale * jitter, 85.0 * scale * jitter]
@@ -630,6 +638,14 @@ mod tests {
         let shell = 4.0 * PI * r * r * 7.0;
         assert!(bone_mm3 > 0.5 * shell && bone_mm3 < 1.5 * shell, "{bone_mm3} mm³ vs {shell}");
         assert!(p.defect_region.is_none() && p.craniectomy.is_none());
+        let mesh = p.skull_mesh().unwrap();
+        assert!(mesh.check().is_watertight());
+        // Outer minus inner enclosed volume is the bone volume.
+        assert!(
+            (mesh.enclosed_volume() - bone_mm3).abs() < 0.1 * bone_mm3,
+            "{} vs {bone_mm3}",
+            mesh.enclosed_volume()
+        );
     }
 
     #[test]
