@@ -110,7 +110,8 @@ fn fast_kernels_match_the_naive_loops() {
 }
 
 fn fast_matches_naive(h: usize, w: usize) {
-    let config = MsdConfig::new(15, 1, 1, 2);
+    // Deep enough that layers read more channels than one channel block.
+    let config = MsdConfig::new(23, 1, 1, 2);
     let params = random_params(&config, 3);
     let hw = h * w;
     let mut naive = vec![0.0f32; config.total_channels() * hw];
