@@ -1,25 +1,13 @@
 //! Atomic file writes: a temporary file in the target's folder, renamed over it when complete, so a
 //! crash never leaves a half-written report or preview.
-use std::io::Write as _;
 use std::path::Path;
 
 use crate::{Error, Result};
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically (through the workspace's one atomic writer,
+/// [`msd_io::write_atomic`], which also gives the file ordinary 0644 permissions).
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::file(path, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::file(path, e))?;
-    // Temporary files are created private (0600); the result is an ordinary file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::Permissions::from_mode(0o644);
-        tmp.as_file().set_permissions(mode).map_err(|e| Error::file(path, e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| Error::file(path, e))?;
-    tmp.persist(path).map_err(|e| Error::file(path, e.error))?;
-    Ok(())
+    msd_io::write_atomic(path, |w| w.write_all(bytes).map_err(|e| Error::file(path, e)))
 }
 
 /// Writes `text` to `path` atomically.

@@ -74,6 +74,7 @@ mod voxel;
 
 use std::path::Path;
 
+pub use atomic_file::write_atomic;
 pub use error::{Error, Result};
 pub use geometry::Geometry;
 pub use volume::{LabelVolume, Volume};

@@ -2,21 +2,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// Writes a file through `fill`, so that `path` holds either its old content or the complete new
-/// one, never a half-written file.
+/// one, never a half-written file (the workspace's one atomic writer, [`msd_io::write_atomic`]).
 pub(crate) fn write_atomically(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(path, e))?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        fill(&mut w)?;
-        w.flush().map_err(|e| Error::io(path, e))?;
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    msd_io::write_atomic(path, fill)
 }

@@ -53,6 +53,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An error from the volume layer other than plain file I/O.
+    #[error(transparent)]
+    Volume(msd_io::Error),
     /// A PNG image could not be encoded.
     #[error("PNG encoding failed for {path}")]
     Png {
@@ -75,5 +78,15 @@ impl Error {
 
     pub(crate) fn invalid(name: &'static str, what: impl Into<String>) -> Self {
         Error::InvalidArgument { name, what: what.into() }
+    }
+}
+
+/// File I/O failures from `msd-io` (its atomic writer) stay [`Error::Io`], with their path.
+impl From<msd_io::Error> for Error {
+    fn from(e: msd_io::Error) -> Self {
+        match e {
+            msd_io::Error::Io { path, source } => Error::Io { path, source },
+            other => Error::Volume(other),
+        }
     }
 }

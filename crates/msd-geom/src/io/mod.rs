@@ -10,7 +10,6 @@ mod ply;
 mod stl;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 pub use obj::{read_obj, write_obj};
@@ -88,28 +87,13 @@ fn trim_start(bytes: &[u8]) -> &[u8] {
     &bytes[n..]
 }
 
-/// Writes through `fill` into a temporary file beside `path`, then renames it over `path`.
+/// Writes through `fill` into a temporary file beside `path`, then renames it over `path`
+/// (the workspace's one atomic writer, [`msd_io::write_atomic`]).
 pub(crate) fn write_atomic(
     path: &Path,
-    fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".msd-geom-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
-    {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        fill(&mut w).map_err(|e| Error::io(path, e))?;
-        w.flush().map_err(|e| Error::io(path, e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    msd_io::write_atomic(path, |w| fill(w).map_err(|e| Error::io(path, e)))
 }
 
 /// Welds triangle soup (three positions per triangle) into shared vertices: positions that are

@@ -1,5 +1,4 @@
 //! Wavefront OBJ: positions (`v`) and triangular faces (`f`), as every modelling tool reads them.
-use std::io::Write;
 use std::path::Path;
 
 use super::write_atomic;

@@ -1,7 +1,6 @@
 //! PLY, ASCII and binary (either byte order) on read; ASCII or binary little-endian on write, with
 //! optional per-vertex colour (`red green blue`, uchar) and one per-vertex scalar (float), as
 //! ParaView, MeshLab and 3D Slicer read them (e.g. surface distance painted on a skull).
-use std::io::Write;
 use std::path::Path;
 
 use super::write_atomic;

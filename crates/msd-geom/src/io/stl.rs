@@ -1,5 +1,4 @@
 //! STL, binary and ASCII. Facets are welded into shared vertices on read.
-use std::io::Write;
 use std::path::Path;
 
 use super::{weld, write_atomic};
