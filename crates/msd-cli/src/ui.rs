@@ -51,6 +51,27 @@ impl Ui {
         bar
     }
 
+    /// Shows a training run's progress on `bar` (batches of the current epoch) and, when an epoch
+    /// ends, a line with its losses and validation Dice above the bar. `msd train` and `msd demo`
+    /// report training the same way.
+    pub fn training_progress(&self, bar: &ProgressBar, p: &msd::net::TrainProgress) {
+        bar.set_length(p.batches as u64);
+        bar.set_position(p.batch as u64);
+        bar.set_message(format!("epoch {}/{}", p.epoch, p.epochs));
+        if let Some(e) = &p.epoch_done {
+            bar.suspend(|| {
+                self.say(format!(
+                    "epoch {:>3}  train loss {:.4}  validation loss {}  validation Dice {}  {:.1} s",
+                    e.epoch,
+                    e.train_loss,
+                    e.validation_loss.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+                    e.validation_dice.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+                    e.seconds
+                ))
+            });
+        }
+    }
+
     /// A spinner for work of unknown length.
     pub fn spinner(&self, message: impl Into<String>) -> ProgressBar {
         if self.quiet {

@@ -34,21 +34,7 @@ pub fn run(args: &DemoArgs, ui: &Ui) -> anyhow::Result<()> {
         }
         DemoEvent::Training(p) => {
             let bar = training_bar.get_or_insert_with(|| ui.bar(p.batches as u64, "training"));
-            bar.set_length(p.batches as u64);
-            bar.set_position(p.batch as u64);
-            bar.set_message(format!("epoch {}/{}", p.epoch, p.epochs));
-            if let Some(e) = &p.epoch_done {
-                bar.suspend(|| {
-                    ui.say(format!(
-                        "epoch {:>3}  train loss {:.4}  validation loss {}  validation Dice {}  ({:.0} s)",
-                        e.epoch,
-                        e.train_loss,
-                        e.validation_loss.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
-                        e.validation_dice.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
-                        p.elapsed.as_secs_f64()
-                    ))
-                });
-            }
+            ui.training_progress(bar, p);
         }
         DemoEvent::Tested { case, done, total } => {
             if let Some(bar) = training_bar.take() {

@@ -126,21 +126,7 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
     ));
     let bar = ui.bar(0, "epoch 1");
     let outcome = train_with_progress(&set, &config, |p| {
-        bar.set_length(p.batches as u64);
-        bar.set_position(p.batch as u64);
-        bar.set_message(format!("epoch {}/{}", p.epoch, p.epochs));
-        if let Some(e) = &p.epoch_done {
-            bar.suspend(|| {
-                ui.say(format!(
-                    "epoch {:>3}  train loss {:.4}  validation loss {}  validation Dice {}  {:.1} s",
-                    e.epoch,
-                    e.train_loss,
-                    e.validation_loss.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
-                    e.validation_dice.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
-                    e.seconds
-                ))
-            });
-        }
+        ui.training_progress(&bar, p);
     })
     .context("training failed")?;
     bar.finish_and_clear();
