@@ -1,6 +1,6 @@
 //! Training data: CT volumes in HU with their label volumes, cut into axial slices or 2.5D slabs.
 use msd_io::{LabelVolume, Volume};
-use ndarray::Array3;
+use ndarray::{Array3, s};
 
 use crate::resample::{resample_labels, resample_plane, resampled_len};
 use crate::{Error, Result};
@@ -123,9 +123,34 @@ impl Dataset {
     }
 
     /// Shape `(rows, columns)` of a sample.
+    ///
+    /// # Panics
+    ///
+    /// If `s` is not one of [`Dataset::slices`].
     pub fn slice_shape(&self, s: SliceRef) -> (usize, usize) {
         let (_, h, w) = self.cases[s.case].ct.dim();
         (h, w)
+    }
+
+    /// One whole sample in HU, as training sees it before normalisation and augmentation: the
+    /// input `[input_channels][rows][cols]` (slices `z − k ..= z + k`, the edge slice repeated
+    /// where the volume ends) and the labels `[rows][cols]` of slice `z`.
+    pub fn sample(&self, s: SliceRef) -> Result<(Vec<f32>, Vec<u8>)> {
+        let case =
+            self.cases.get(s.case).filter(|c| s.z < c.ct.dim().0).ok_or_else(|| Error::InvalidInput {
+                what: format!(
+                    "no slice {} in case {} (the dataset has {} case(s){})",
+                    s.z,
+                    s.case,
+                    self.cases.len(),
+                    self.cases
+                        .get(s.case)
+                        .map(|c| format!("; that one has {} slices", c.ct.dim().0))
+                        .unwrap_or_default()
+                ),
+            })?;
+        let (_, h, w) = case.ct.dim();
+        Ok(self.crop(s, 0, 0, h, w))
     }
 
     /// The HU input `[channels][rows][cols]` (crop `y0..y0+h`, `x0..x0+w`) and its labels.
@@ -136,14 +161,9 @@ impl Dataset {
         let mut input = Vec::with_capacity(self.input_channels * h * w);
         for dz in -k..=k {
             let z = (s.z as isize + dz).clamp(0, nz - 1) as usize;
-            for y in y0..y0 + h {
-                input.extend((x0..x0 + w).map(|x| case.ct[[z, y, x]]));
-            }
+            input.extend(case.ct.slice(s![z, y0..y0 + h, x0..x0 + w]).iter().copied());
         }
-        let mut labels = Vec::with_capacity(h * w);
-        for y in y0..y0 + h {
-            labels.extend((x0..x0 + w).map(|x| case.labels[[s.z, y, x]]));
-        }
+        let labels = case.labels.slice(s![s.z, y0..y0 + h, x0..x0 + w]).iter().copied().collect();
         (input, labels)
     }
 }
