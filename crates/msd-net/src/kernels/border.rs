@@ -17,14 +17,6 @@ pub fn reflect(i: isize, n: usize) -> usize {
     if m < n { m } else { 2 * n - 1 - m }
 }
 
-/// The columns `x` whose taps at `x ± d` may leave `0..w` (all columns when `w ≤ 2d`): the part
-/// of a row handled outside the vectorised loop.
-#[inline]
-pub(crate) fn border_columns(w: usize, d: usize) -> impl Iterator<Item = usize> {
-    let (left, right) = if w > 2 * d { (d, w - d) } else { (w, w) };
-    (0..left).chain(right..w)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

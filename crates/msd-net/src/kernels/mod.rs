@@ -7,13 +7,14 @@
 //! CPU runs. [`reference`] holds the naive loops the fast kernels are tested against.
 use std::sync::OnceLock;
 
-use rayon::prelude::*;
-
 use crate::{Error, MsdConfig, Result};
 
+mod band;
 mod border;
+mod micro;
 pub mod reference;
-mod rows;
+mod schedule;
+mod scratch;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -82,54 +83,6 @@ impl Isa {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn forward_rows(
-    isa: Isa,
-    input: &[f32],
-    cin: usize,
-    h: usize,
-    w: usize,
-    d: usize,
-    weights: &[f32],
-    bias: f32,
-    y0: usize,
-    out: &mut [f32],
-) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `forward` only runs with an `isa` that passed `Isa::check`, so the CPU has AVX2+FMA.
-        Isa::Avx2Fma => unsafe { x86::forward_rows_avx2(input, cin, h, w, d, weights, bias, y0, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, the CPU was checked for AVX-512F/VL, AVX2 and FMA.
-        Isa::Avx512 => unsafe { x86::forward_rows_avx512(input, cin, h, w, d, weights, bias, y0, out) },
-        _ => rows::forward_rows::<rows::Plain, { rows::STRIP_256 }>(
-            input, cin, h, w, d, weights, bias, y0, out,
-        ),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn backward_channel(
-    isa: Isa,
-    gpre: &[f32],
-    src: &[f32],
-    gin: Option<&mut [f32]>,
-    weights: &[[f32; 9]],
-    h: usize,
-    w: usize,
-    d: usize,
-) -> Vec<[f32; 9]> {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `backward` only runs with an `isa` that passed `Isa::check` (AVX2+FMA present).
-        Isa::Avx2Fma => unsafe { x86::backward_channel_avx2(gpre, src, gin, weights, h, w, d) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, the CPU was checked for AVX-512F/VL, AVX2 and FMA.
-        Isa::Avx512 => unsafe { x86::backward_channel_avx512(gpre, src, gin, weights, h, w, d) },
-        _ => rows::backward_channel::<rows::Plain>(gpre, src, gin, weights, h, w, d),
-    }
-}
-
 fn check_lengths(
     config: &MsdConfig,
     conv_weights: &[f32],
@@ -157,13 +110,6 @@ fn check_lengths(
     Ok(())
 }
 
-/// Rows per parallel task: enough tasks to balance the threads, few enough to amortise the
-/// three-row halo each block reads.
-fn rows_per_task(h: usize) -> usize {
-    let tasks = 4 * rayon::current_num_threads().max(1);
-    h.div_ceil(tasks).max(4)
-}
-
 /// Forward pass of all 3×3 layers over one image.
 ///
 /// `features` is the image's feature buffer `[total_channels][h][w]`; channels
@@ -180,22 +126,7 @@ pub fn forward(
 ) -> Result<()> {
     isa.check()?;
     check_lengths(config, conv_weights, conv_biases, features, h, w)?;
-    let hw = h * w;
-    let rb = rows_per_task(h);
-    for (layer, &d) in config.dilations.iter().enumerate() {
-        let cin = config.layer_inputs(layer);
-        let off = config.weight_offset(layer);
-        let (input, rest) = features.split_at_mut(cin * hw);
-        let input: &[f32] = input;
-        let out = &mut rest[..config.width * hw];
-        out.par_chunks_mut(hw).enumerate().for_each(|(o, plane)| {
-            let weights = &conv_weights[off + o * cin * 9..off + (o + 1) * cin * 9];
-            let bias = conv_biases[layer * config.width + o];
-            plane.par_chunks_mut(rb * w).enumerate().for_each(|(b, rows)| {
-                forward_rows(isa, input, cin, h, w, d, weights, bias, b * rb, rows);
-            });
-        });
-    }
+    schedule::forward(isa, config, conv_weights, conv_biases, features, h, w);
     Ok(())
 }
 
@@ -241,48 +172,6 @@ pub fn backward(
     if weight_grads.len() != conv_weights.len() {
         return Err(Error::len("3×3 weight gradients", conv_weights.len(), weight_grads.len()));
     }
-    let hw = h * w;
-    let width = config.width;
-    let c_in = config.input_channels;
-    for (layer, &d) in config.dilations.iter().enumerate().rev() {
-        let cin = config.layer_inputs(layer);
-        let off = config.weight_offset(layer);
-        let (g_lo, g_hi) = grads.split_at_mut(cin * hw);
-        let g_out = &mut g_hi[..width * hw];
-        let f_out = &features[cin * hw..(cin + width) * hw];
-        g_out.par_chunks_mut(4096).zip(f_out.par_chunks(4096)).for_each(|(g, f)| {
-            for (g, &f) in g.iter_mut().zip(f) {
-                if f <= 0.0 {
-                    *g = 0.0;
-                }
-            }
-        });
-        let g_out: &[f32] = g_out;
-        for o in 0..width {
-            bias_grads[layer * width + o] += lane_sum(&g_out[o * hw..(o + 1) * hw]);
-        }
-        let dws: Vec<Vec<[f32; 9]>> = g_lo
-            .par_chunks_mut(hw)
-            .enumerate()
-            .map(|(c, gin)| {
-                let taps: Vec<[f32; 9]> = (0..width)
-                    .map(|o| {
-                        let s = off + (o * cin + c) * 9;
-                        conv_weights[s..s + 9].try_into().expect("slice of 9")
-                    })
-                    .collect();
-                let gin = (c >= c_in).then_some(gin);
-                backward_channel(isa, g_out, &features[c * hw..(c + 1) * hw], gin, &taps, h, w, d)
-            })
-            .collect();
-        for (c, dw) in dws.iter().enumerate() {
-            for (o, k) in dw.iter().enumerate() {
-                let s = off + (o * cin + c) * 9;
-                for (t, v) in weight_grads[s..s + 9].iter_mut().zip(k) {
-                    *t += v;
-                }
-            }
-        }
-    }
+    schedule::backward(isa, config, conv_weights, features, grads, weight_grads, bias_grads, h, w);
     Ok(())
 }

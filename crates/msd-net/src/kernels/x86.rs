@@ -1,78 +1,46 @@
-//! The kernels of `rows.rs` compiled for AVX2 + FMA and for AVX-512: the only `unsafe` of the
-//! CPU path. Each function is the generic kernel inside a `#[target_feature]` frame, so the
-//! compiler vectorises the same safe slice code with wider registers and fused multiply-adds.
-use super::rows::{self, Fused, STRIP_256, STRIP_512};
+//! The band kernels of `band.rs` compiled for AVX2 + FMA and for AVX-512: the only `unsafe` of
+//! the CPU path. Each function is the generic kernel inside a `#[target_feature]` frame, so the
+//! compiler vectorises the same safe slice code with 8- or 16-lane registers and fused
+//! multiply-adds.
+use super::band::{self, BackwardPass, BandGrads, ForwardPass};
+use super::micro::Fused;
 
-/// AVX2 + FMA build of [`rows::forward_rows`].
+/// AVX2 + FMA build of [`band::forward_band`].
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA (checked by [`super::Isa::is_supported`]).
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn forward_rows_avx2(
-    input: &[f32],
-    cin: usize,
-    h: usize,
-    w: usize,
-    d: usize,
-    weights: &[f32],
-    bias: f32,
-    y0: usize,
-    out: &mut [f32],
-) {
-    rows::forward_rows::<Fused, STRIP_256>(input, cin, h, w, d, weights, bias, y0, out)
+pub(super) unsafe fn forward_band_avx2(p: &ForwardPass<'_>, y0: usize, outs: &mut [&mut [f32]]) {
+    band::forward_band::<Fused, 8>(p, y0, outs)
 }
 
-/// AVX-512 build of [`rows::forward_rows`].
+/// AVX-512 build of [`band::forward_band`].
 ///
 /// # Safety
 /// The CPU must support AVX-512F/VL, AVX2 and FMA (checked by [`super::Isa::is_supported`]).
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn forward_rows_avx512(
-    input: &[f32],
-    cin: usize,
-    h: usize,
-    w: usize,
-    d: usize,
-    weights: &[f32],
-    bias: f32,
-    y0: usize,
-    out: &mut [f32],
-) {
-    rows::forward_rows::<Fused, STRIP_512>(input, cin, h, w, d, weights, bias, y0, out)
+pub(super) unsafe fn forward_band_avx512(p: &ForwardPass<'_>, y0: usize, outs: &mut [&mut [f32]]) {
+    band::forward_band::<Fused, 16>(p, y0, outs)
 }
 
-/// AVX2 + FMA build of [`rows::backward_channel`].
+/// AVX2 + FMA build of [`band::backward_band`].
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA (checked by [`super::Isa::is_supported`]).
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn backward_channel_avx2(
-    gpre: &[f32],
-    src: &[f32],
-    gin: Option<&mut [f32]>,
-    weights: &[[f32; 9]],
-    h: usize,
-    w: usize,
-    d: usize,
-) -> Vec<[f32; 9]> {
-    rows::backward_channel::<Fused>(gpre, src, gin, weights, h, w, d)
+pub(super) unsafe fn backward_band_avx2(p: &BackwardPass<'_>, b: usize, gin: &mut [&mut [f32]]) -> BandGrads {
+    band::backward_band::<Fused, 8>(p, b, gin)
 }
 
-/// AVX-512 build of [`rows::backward_channel`].
+/// AVX-512 build of [`band::backward_band`].
 ///
 /// # Safety
 /// The CPU must support AVX-512F/VL, AVX2 and FMA (checked by [`super::Isa::is_supported`]).
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-pub(super) unsafe fn backward_channel_avx512(
-    gpre: &[f32],
-    src: &[f32],
-    gin: Option<&mut [f32]>,
-    weights: &[[f32; 9]],
-    h: usize,
-    w: usize,
-    d: usize,
-) -> Vec<[f32; 9]> {
-    rows::backward_channel::<Fused>(gpre, src, gin, weights, h, w, d)
+pub(super) unsafe fn backward_band_avx512(
+    p: &BackwardPass<'_>,
+    b: usize,
+    gin: &mut [&mut [f32]],
+) -> BandGrads {
+    band::backward_band::<Fused, 16>(p, b, gin)
 }
