@@ -17,6 +17,9 @@
 //!   backward call the kernels, so a model can train through candle's autograd and optimisers;
 //! - [`Backend`] / [`CpuBackend`]: the kernel-level operations of training and inference behind
 //!   one trait, so that a GPU backend (the `cuda` feature) plugs into the same training loop;
+//! - [`CandleBackend`]: the same [`Backend`] run entirely through candle — parameters as `Var`s,
+//!   [`msd_block`] plus candle's final layer, softmax and loss, `loss.backward()` for the
+//!   gradients and Adam on the variables — so the model trains through candle's autograd;
 //! - [`train`]: seeded training with Adam, augmentation, class weights or a Dice term,
 //!   validation, best-checkpoint keeping, early stopping, a time budget and resumable checkpoints,
 //!   reporting progress through a callback;
@@ -74,6 +77,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod candle_backend;
 mod candle_msd;
 mod candle_op;
 mod config;
@@ -92,6 +96,7 @@ mod resample;
 mod train;
 
 pub use backend::{AdamConfig, AdamState, Backend, BatchShape};
+pub use candle_backend::CandleBackend;
 pub use candle_msd::{CandleMsd, symmetric_pad};
 pub use candle_op::{MsdBlockOp, msd_block};
 pub use config::MsdConfig;
