@@ -16,6 +16,40 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The instruction set the CPU kernels run with on this machine (`avx512`, `avx2` or `scalar`).
+pub fn cpu_kernels() -> &'static str {
+    msd::net::kernels::Isa::detect().name()
+}
+
+/// Whether this build has the CUDA kernels (the `cuda` feature).
+pub const CUDA_COMPILED_IN: bool = cfg!(feature = "cuda");
+
+/// `msd -V`: the version, the CPU kernels chosen at run time and whether CUDA was compiled in.
+pub fn short_version() -> String {
+    format!(
+        "{} (CPU kernels: {}, CUDA: {})",
+        env!("CARGO_PKG_VERSION"),
+        cpu_kernels(),
+        if CUDA_COMPILED_IN { "compiled in" } else { "not compiled in" }
+    )
+}
+
+/// `msd --version`: [`short_version`] plus every instruction set this CPU could run.
+pub fn long_version() -> String {
+    let available: Vec<&str> = msd::net::kernels::Isa::available().into_iter().map(|i| i.name()).collect();
+    format!(
+        "{}\nCPU kernels: {} (this CPU runs: {})\nCUDA: {}",
+        env!("CARGO_PKG_VERSION"),
+        cpu_kernels(),
+        available.join(", "),
+        if CUDA_COMPILED_IN {
+            "compiled in (NVRTC and the driver are loaded at run time)"
+        } else {
+            "not compiled in (build with --features cuda)"
+        }
+    )
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -114,6 +148,10 @@ pub struct TrainArgs {
     /// Fraction of slices held back for validation.
     #[arg(long, default_value_t = 0.1)]
     pub validation: f32,
+    /// Zoom each training crop by a random factor in [1 − s, 1 + s] (scale augmentation, so the
+    /// model tolerates pixel spacings near the one it is trained at; 0 turns it off).
+    #[arg(long, default_value_t = 0.1, value_name = "S", allow_negative_numbers = true)]
+    pub scale_jitter: f32,
 }
 
 /// The slice orientations a volume is segmented along.

@@ -15,7 +15,8 @@ use cli::{Cli, Command};
 pub(crate) use ui::{Ui, UsageError};
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches =
+        Cli::command().version(cli::short_version()).long_version(cli::long_version()).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -51,6 +52,6 @@ mod tests {
 
     #[test]
     fn the_command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
+        Cli::command().version(cli::short_version()).long_version(cli::long_version()).debug_assert();
     }
 }

@@ -75,6 +75,25 @@ fn usage_errors_exit_with_status_2() {
 }
 
 #[test]
+fn version_names_the_cpu_kernels_and_whether_cuda_is_built_in() {
+    let f = Fixture::new();
+    let long = ok(&f.msd(&["--version"]));
+    assert!(long.starts_with(&format!("msd {}", env!("CARGO_PKG_VERSION"))), "{long}");
+    let kernels =
+        long.lines().find_map(|l| l.strip_prefix("CPU kernels: ")).unwrap_or_else(|| panic!("{long}"));
+    let isa = kernels.split_whitespace().next().unwrap_or_default();
+    assert!(["avx512", "avx2", "scalar"].contains(&isa), "{long}");
+    assert!(
+        long.contains(if cfg!(feature = "cuda") { "CUDA: compiled in" } else { "CUDA: not compiled in" }),
+        "{long}"
+    );
+    let short = ok(&f.msd(&["-V"]));
+    assert!(short.contains(&format!("(CPU kernels: {isa}, CUDA: ")), "{short}");
+    // Subcommands report the same version.
+    assert!(ok(&f.msd(&["train", "--version"])).contains("CPU kernels: "));
+}
+
+#[test]
 fn info_describes_volumes_and_meshes_as_text_and_json() {
     let f = Fixture::new();
     let text = ok(&f.msd(&["info", "ct.nii.gz"]));
@@ -253,9 +272,12 @@ fn train_then_segment_with_mesh_and_previews() {
         "32",
         "--seed",
         "3",
+        "--scale-jitter",
+        "0.2",
     ]);
     ok(&o);
     assert!(stderr(&o).contains("epoch"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("backend cpu-"), "{}", stderr(&o));
     for file in ["model.safetensors", "model.loss.csv", "model.loss.png"] {
         assert!(f.path(file).exists(), "{file}");
     }
@@ -278,6 +300,7 @@ fn train_then_segment_with_mesh_and_previews() {
         "prob.nii.gz",
     ]);
     ok(&o);
+    assert!(stderr(&o).contains("backend cpu-"), "{}", stderr(&o));
     for file in [
         "seg.nii.gz",
         "seg.stl",
@@ -307,6 +330,20 @@ fn train_needs_a_target_per_ct_and_a_resume_flag_for_a_checkpoint() {
         "m.safetensors",
     ]);
     fails(&o, 2, "2 --ct but 1 --labels/--meshes");
+    for bad in ["1", "-0.1", "NaN"] {
+        let o = f.msd(&[
+            "train",
+            "--ct",
+            "ct.nii.gz",
+            "--labels",
+            "skull.nii.gz",
+            "--out",
+            "m.safetensors",
+            "--scale-jitter",
+            bad,
+        ]);
+        fails(&o, 2, "--scale-jitter");
+    }
     std::fs::write(f.path("m.safetensors.checkpoint"), b"partial").unwrap();
     let o = f.msd(&["train", "--ct", "ct.nii.gz", "--labels", "skull.nii.gz", "--out", "m.safetensors"]);
     fails(&o, 1, "--resume");

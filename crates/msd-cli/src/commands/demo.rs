@@ -8,7 +8,7 @@ use crate::cli::DemoArgs;
 pub fn run(args: &DemoArgs, ui: &Ui) -> anyhow::Result<()> {
     let config = if args.quick { DemoConfig::quick() } else { DemoConfig::full() }.with_seed(args.seed);
     ui.say(format!(
-        "msd demo{}: {} training and {} test phantoms ({}×{}×{} voxels), MSDnet depth {}, writing to {}",
+        "msd demo{}: {} training and {} test phantoms ({}×{}×{} voxels), MSDnet depth {} on {}, writing to {}",
         if args.quick { " --quick" } else { "" },
         config.train_cases,
         config.test_cases,
@@ -16,6 +16,7 @@ pub fn run(args: &DemoArgs, ui: &Ui) -> anyhow::Result<()> {
         config.phantom.shape[1],
         config.phantom.shape[0],
         config.train.network.depth,
+        super::backend_name(&config.train.network)?,
         args.out.display()
     ));
     let start = std::time::Instant::now();

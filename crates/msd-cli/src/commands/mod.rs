@@ -13,6 +13,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use msd::io::{LabelVolume, Volume};
+use msd::net::{Backend as _, CpuBackend, MsdConfig};
 
 /// Reads a CT volume (HU), naming the file in the error.
 pub fn read_ct(path: &Path) -> anyhow::Result<Volume<f32>> {
@@ -42,4 +43,10 @@ pub fn write_mesh(path: &Path, mesh: &msd::geom::Mesh) -> anyhow::Result<()> {
 /// Number of non-zero voxels.
 pub fn count_labelled(labels: &LabelVolume) -> usize {
     labels.data().iter().filter(|&&v| v != 0).count()
+}
+
+/// The name of the backend that trains or applies `network` (`cpu-avx512`, `cpu-avx2`, ...), for
+/// the line `msd train` and `msd segment` print when they start.
+pub fn backend_name(network: &MsdConfig) -> anyhow::Result<String> {
+    Ok(CpuBackend::new(network).context("cannot set up the MSDnet")?.name())
 }

@@ -15,6 +15,14 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
     if args.axes == Axes::All {
         options.axes = vec![SliceAxis::Axial, SliceAxis::Coronal, SliceAxis::Sagittal];
     }
+    ui.say(format!(
+        "segmenting {} ({} slices) with an MSDnet (depth {}, {} input channel(s), backend {})",
+        args.input.display(),
+        ct.shape()[0],
+        model.config.depth,
+        model.config.input_channels,
+        super::backend_name(&model.config)?
+    ));
     let start = std::time::Instant::now();
     let bar = ui.bar(0, "segmenting");
     let seg = model

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::ArgMatches;
-use msd::net::{MsdConfig, TrainConfig};
+use msd::net::{Augmentation, MsdConfig, TrainConfig};
 use msd::phantom::{PhantomConfig, generate};
 use msd::training::{TrainingSet, skull_train_config, train_with_progress};
 
@@ -51,6 +51,9 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
     }
     if args.channels.is_multiple_of(2) {
         return Err(UsageError(format!("--channels {} must be odd (1, 3, 5, ...)", args.channels)).into());
+    }
+    if !(args.scale_jitter.is_finite() && (0.0..1.0).contains(&args.scale_jitter)) {
+        return Err(UsageError(format!("--scale-jitter {} must be in [0, 1)", args.scale_jitter)).into());
     }
     if let Some(m) = args.minutes
         && !(m.is_finite() && m > 0.0)
@@ -106,6 +109,8 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
         bar.finish_and_clear();
     }
 
+    let network = MsdConfig::new(args.depth, 1, args.channels, 2);
+    let backend = super::backend_name(&network)?;
     let config = TrainConfig {
         epochs: args.epochs,
         time_budget: args.minutes.map(|m| Duration::from_secs_f64(m * 60.0)),
@@ -114,12 +119,14 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
         seed: args.seed,
         validation_fraction: args.validation,
         checkpoint: Some(checkpoint.clone()),
-        ..skull_train_config(MsdConfig::new(args.depth, 1, args.channels, 2))
+        augmentation: Augmentation { scale_range: args.scale_jitter, ..Augmentation::default() },
+        ..skull_train_config(network)
     };
     ui.say(format!(
-        "training an MSDnet (depth {}, {} input channel(s)) on {} case(s), at most {} epochs{}",
+        "training an MSDnet (depth {}, {} input channel(s), backend {}) on {} case(s), at most {} epochs{}",
         args.depth,
         args.channels,
+        backend,
         set.len(),
         args.epochs,
         args.minutes.map(|m| format!(" or {m} minutes")).unwrap_or_default()
