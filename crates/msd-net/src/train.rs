@@ -606,6 +606,8 @@ pub fn train_with_backend<B: Backend + ?Sized>(
     p.insert("training_slices".into(), train_set.len().to_string());
     p.insert("validation_slices".into(), val_set.len().to_string());
     p.insert("crop".into(), format!("{ch}x{cw}"));
+    // Serialising plain numbers and booleans cannot fail; an empty string would only lose a note.
+    p.insert("augmentation".into(), serde_json::to_string(&config.augmentation).unwrap_or_default());
     if let Some(e) = state.best_epoch {
         p.insert("best_epoch".into(), e.to_string());
         if let Some(s) = state.history.iter().find(|s| s.epoch == e) {

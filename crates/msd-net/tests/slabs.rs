@@ -87,6 +87,10 @@ fn a_slab_model_trains_and_segments_an_unseen_volume() {
     let out = train(&data, &config, |_| {}).unwrap();
     assert_eq!(out.stop_reason, StopReason::Epochs);
     assert_eq!(out.model.config.input_channels, 3);
+    let provenance = &out.model.provenance;
+    assert!(provenance["backend"].starts_with("cpu-"), "{provenance:?}");
+    let aug: Augmentation = serde_json::from_str(&provenance["augmentation"]).unwrap();
+    assert_eq!(aug, config.augmentation);
     let first = out.history.first().unwrap().train_loss;
     let last = out.history.last().unwrap().train_loss;
     assert!(last < 0.5 * first, "loss did not fall: {first} → {last}");
