@@ -316,6 +316,45 @@ fn train_then_segment_with_mesh_and_previews() {
 }
 
 #[test]
+fn a_slab_model_trains_and_segments_from_the_command_line() {
+    let f = Fixture::new();
+    let o = f.msd(&[
+        "train",
+        "--ct",
+        "ct.nii.gz",
+        "--labels",
+        "skull.nii.gz",
+        "--out",
+        "slab.safetensors",
+        "--channels",
+        "3",
+        "--epochs",
+        "1",
+        "--depth",
+        "3",
+        "--patch",
+        "24",
+        "--scale-jitter",
+        "0",
+    ]);
+    let err = stderr(&o);
+    ok(&o);
+    assert!(err.contains("3 input channel(s)"), "{err}");
+    let model = Model::load(f.path("slab.safetensors")).unwrap();
+    assert_eq!(model.config.input_channels, 3);
+    assert!(model.provenance["augmentation"].contains("\"scale_range\":0.0"), "{:?}", model.provenance);
+    let o = f.msd(&["segment", "--model", "slab.safetensors", "--input", "ct.nii.gz", "--out", "seg.nii.gz"]);
+    ok(&o);
+    let seg = json(&ok(&f.msd(&["info", "seg.nii.gz", "--json"])));
+    assert_eq!(seg["shape_zyx"], serde_json::json!([48, 88, 72]));
+    fails(
+        &f.msd(&["train", "--ct", "ct.nii.gz", "--labels", "skull.nii.gz", "--out", "x", "--channels", "2"]),
+        2,
+        "odd",
+    );
+}
+
+#[test]
 fn train_needs_a_target_per_ct_and_a_resume_flag_for_a_checkpoint() {
     let f = Fixture::new();
     let o = f.msd(&[
