@@ -12,7 +12,7 @@
 //! output gradients with the flipped kernels, no border cases — and then folds every padded pixel
 //! back onto the image pixel it mirrors. That is the exact adjoint of the mirrored borders.
 use super::border::reflect;
-use super::micro::{Block, MAX_ROWS, Mad, Plane, conv_block, weight_grad_block};
+use super::micro::{MAX_ROWS, Micro, Plane, StripAt};
 use super::scratch::{Scratch, fill_reflected, fill_zero_padded};
 
 /// Floats of input scratch a forward band keeps in L2 (384 KiB): sets how many channels are
@@ -52,7 +52,7 @@ pub(crate) struct ForwardPass<'a> {
 /// pixel to the scratch position of its centre tap.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn conv_band<M: Mad, const N: usize, const L: usize>(
+fn conv_band<K: Micro<L>, const N: usize, const L: usize>(
     acc: &mut [f32],
     stride: usize,
     nrows: usize,
@@ -62,16 +62,18 @@ fn conv_band<M: Mad, const N: usize, const L: usize>(
     (row_off, col_off): (usize, usize),
     d: usize,
 ) {
+    // Few outputs: more rows per block; several outputs already share each load.
+    let max_rows = if N == 1 { MAX_ROWS } else { 2 };
     for rho in 0..d.min(nrows) {
         let mut u = rho;
         while u < nrows {
-            let r = ((nrows - 1 - u) / d + 1).min(MAX_ROWS);
-            let at = (u, row_off, col_off, d);
+            let r = ((nrows - 1 - u) / d + 1).min(max_rows);
+            let at = StripAt { plane: nrows * stride, stride, u, x: 0, row_off, col_off, d };
             match r {
-                1 => conv_rows::<M, N, 1, L>(acc, stride, nrows, ncols, inputs, weights, at),
-                2 => conv_rows::<M, N, 2, L>(acc, stride, nrows, ncols, inputs, weights, at),
-                3 => conv_rows::<M, N, 3, L>(acc, stride, nrows, ncols, inputs, weights, at),
-                _ => conv_rows::<M, N, MAX_ROWS, L>(acc, stride, nrows, ncols, inputs, weights, at),
+                1 => conv_rows::<K, N, 1, L>(acc, ncols, inputs, weights, at),
+                2 => conv_rows::<K, N, 2, L>(acc, ncols, inputs, weights, at),
+                3 => conv_rows::<K, N, 3, L>(acc, ncols, inputs, weights, at),
+                _ => conv_rows::<K, N, MAX_ROWS, L>(acc, ncols, inputs, weights, at),
             }
             u += r * d;
         }
@@ -80,62 +82,33 @@ fn conv_band<M: Mad, const N: usize, const L: usize>(
 
 /// [`conv_band`] for the `R` rows `u, u + d, …`: strips of two vectors, then one.
 #[inline(always)]
-fn conv_rows<M: Mad, const N: usize, const R: usize, const L: usize>(
+fn conv_rows<K: Micro<L>, const N: usize, const R: usize, const L: usize>(
     acc: &mut [f32],
-    stride: usize,
-    nrows: usize,
     ncols: usize,
     inputs: &[Plane<'_>],
     weights: &[[[f32; 9]; N]],
-    at: (usize, usize, usize, usize),
+    at: StripAt,
 ) {
     let mut x = 0;
     while x < ncols {
         if x + 2 * L <= ncols {
-            strip::<M, N, R, 2, L>(acc, stride, nrows, inputs, weights, at, x);
+            K::conv_strip::<N, R, 2>(acc, inputs, weights, StripAt { x, ..at });
             x += 2 * L;
         } else {
-            strip::<M, N, R, 1, L>(acc, stride, nrows, inputs, weights, at, x);
+            K::conv_strip::<N, R, 1>(acc, inputs, weights, StripAt { x, ..at });
             x += L;
-        }
-    }
-}
-
-#[inline(always)]
-fn strip<M: Mad, const N: usize, const R: usize, const V: usize, const L: usize>(
-    acc: &mut [f32],
-    stride: usize,
-    nrows: usize,
-    inputs: &[Plane<'_>],
-    weights: &[[[f32; 9]; N]],
-    (u, row_off, col_off, d): (usize, usize, usize, usize),
-    x: usize,
-) {
-    let plane = nrows * stride;
-    let at = |n: usize, i: usize, v: usize| n * plane + (u + i * d) * stride + x + v * L;
-    let mut blk: Block<N, R, V, L> = [[[[0.0; L]; V]; R]; N];
-    for (n, bn) in blk.iter_mut().enumerate() {
-        for (i, bi) in bn.iter_mut().enumerate() {
-            for (v, bv) in bi.iter_mut().enumerate() {
-                let s = at(n, i, v);
-                *bv = acc[s..s + L].try_into().expect("L lanes");
-            }
-        }
-    }
-    conv_block::<M, N, R, V, L>(&mut blk, inputs, weights, u + row_off, x + col_off, d);
-    for (n, bn) in blk.iter().enumerate() {
-        for (i, bi) in bn.iter().enumerate() {
-            for (v, bv) in bi.iter().enumerate() {
-                let s = at(n, i, v);
-                acc[s..s + L].copy_from_slice(bv);
-            }
         }
     }
 }
 
 /// One band of a forward pass: `outs[n]` holds rows `y0 .. y0 + band` of output plane `n`.
 #[inline(always)]
-pub(crate) fn forward_band<M: Mad, const L: usize>(p: &ForwardPass<'_>, y0: usize, outs: &mut [&mut [f32]]) {
+pub(crate) fn forward_band<K: Micro<L>, const L: usize>(
+    p: &ForwardPass<'_>,
+    y0: usize,
+    outs: &mut [&mut [f32]],
+    scratch: &mut Scratch,
+) {
     let (h, w, pad) = (p.h, p.w, p.pad);
     let hw = h * w;
     let nb = outs.first().map_or(0, |o| o.len() / w);
@@ -146,7 +119,8 @@ pub(crate) fn forward_band<M: Mad, const L: usize>(p: &ForwardPass<'_>, y0: usiz
     let nch = p.inputs.len() / hw;
     let cb = (FORWARD_SCRATCH / plane).clamp(1, nch.max(1));
     let acc_plane = nb * aw;
-    Scratch::with([cb * plane, p.outs.len() * acc_plane, 0], |[src, acc, _]| {
+    let [src, acc, _] = scratch.regions([cb * plane, p.outs.len() * acc_plane, 0]);
+    {
         for ((spec, out), a) in p.outs.iter().zip(outs.iter()).zip(acc.chunks_exact_mut(acc_plane)) {
             for (row, o) in a.chunks_exact_mut(aw).zip(out.chunks_exact(w)) {
                 if p.from_bias {
@@ -173,7 +147,7 @@ pub(crate) fn forward_band<M: Mad, const L: usize>(p: &ForwardPass<'_>, y0: usiz
                         .chunks_exact(9)
                         .map(|k| [k.try_into().expect("chunks of 9")]),
                 );
-                conv_band::<M, 1, L>(a, aw, nb, aw, &planes, &weights, (pad, lead), spec.d);
+                conv_band::<K, 1, L>(a, aw, nb, aw, &planes, &weights, (pad, lead), spec.d);
             }
         }
         for ((spec, out), a) in p.outs.iter().zip(outs.iter_mut()).zip(acc.chunks_exact(acc_plane)) {
@@ -187,7 +161,7 @@ pub(crate) fn forward_band<M: Mad, const L: usize>(p: &ForwardPass<'_>, y0: usiz
                 }
             }
         }
-    })
+    }
 }
 
 /// One output plane of a backward pass.
@@ -252,7 +226,7 @@ fn fold_row(row: &[f32], dst: &mut [f32], pad: usize) {
 
 /// Weight-gradient taps of one (output gradient, input) pair over the band rows `rows`.
 #[inline(always)]
-fn weight_grad_band<M: Mad, const L: usize>(
+fn weight_grad_band<K: Micro<L>, const L: usize>(
     g: Plane<'_>,
     f: Plane<'_>,
     rows: std::ops::Range<usize>,
@@ -264,15 +238,12 @@ fn weight_grad_band<M: Mad, const L: usize>(
         let mut u = rows.start + rho;
         while u < rows.end {
             let r = ((rows.end - 1 - u) / d + 1).min(MAX_ROWS);
-            let (gr, fr) = (u + pad, u + pad);
-            for x in (0..ncols).step_by(L) {
-                let (gc, fc) = (x + pad + lead, x + lead);
-                match r {
-                    1 => weight_grad_block::<M, 1, L>(&mut acc, g, gr, gc, f, fr, fc, d),
-                    2 => weight_grad_block::<M, 2, L>(&mut acc, g, gr, gc, f, fr, fc, d),
-                    3 => weight_grad_block::<M, 3, L>(&mut acc, g, gr, gc, f, fr, fc, d),
-                    _ => weight_grad_block::<M, MAX_ROWS, L>(&mut acc, g, gr, gc, f, fr, fc, d),
-                }
+            let (gs, fs) = ((g, u + pad, pad + lead), (f, u + pad, lead));
+            match r {
+                1 => K::weight_grad_rows::<1>(&mut acc, gs, fs, d, ncols),
+                2 => K::weight_grad_rows::<2>(&mut acc, gs, fs, d, ncols),
+                3 => K::weight_grad_rows::<3>(&mut acc, gs, fs, d, ncols),
+                _ => K::weight_grad_rows::<MAX_ROWS>(&mut acc, gs, fs, d, ncols),
             }
             u += r * d;
         }
@@ -284,10 +255,11 @@ fn weight_grad_band<M: Mad, const L: usize>(
 /// One band of a backward pass. `gin[m]` holds the rows [`BackwardPass::owned_rows`] of input
 /// channel `m`'s gradient (empty for channels that need none); they are added to in place.
 #[inline(always)]
-pub(crate) fn backward_band<M: Mad, const L: usize>(
+pub(crate) fn backward_band<K: Micro<L>, const L: usize>(
     p: &BackwardPass<'_>,
     b: usize,
     gin: &mut [&mut [f32]],
+    scratch: &mut Scratch,
 ) -> BandGrads {
     let (h, w, pad) = (p.h, p.w, p.pad);
     let hw = h * w;
@@ -307,7 +279,8 @@ pub(crate) fn backward_band<M: Mad, const L: usize>(
     // Band rows u (padded row top + u) whose image row the band owns: its weight-gradient pixels.
     let own_u = if owned.is_empty() { 0..0 } else { owned.start + pad - top..owned.end + pad - top };
     let lens = [ng * gplane, BACKWARD_CHANNELS * fplane, BACKWARD_CHANNELS * aplane];
-    Scratch::with(lens, |[gs, fs, acc]| {
+    let [gs, fs, acc] = scratch.regions(lens);
+    {
         for (q, s) in gs.chunks_exact_mut(gplane).enumerate() {
             let g = &p.grads[q * hw..(q + 1) * hw];
             fill_zero_padded(g, h, w, first, -((pad + lead) as isize), gw, s);
@@ -333,7 +306,7 @@ pub(crate) fn backward_band<M: Mad, const L: usize>(
             }
             for (q, (spec, g)) in p.outs.iter().zip(&gplanes).enumerate() {
                 for (m, f) in fplanes.iter().enumerate() {
-                    let taps = weight_grad_band::<M, L>(*g, *f, own_u.clone(), (pad, lead, aw), spec.d);
+                    let taps = weight_grad_band::<K, L>(*g, *f, own_u.clone(), (pad, lead, aw), spec.d);
                     let at = (q * nch + c + m) * 9;
                     for (t, v) in dw[at..at + 9].iter_mut().zip(taps) {
                         *t += v;
@@ -350,7 +323,7 @@ pub(crate) fn backward_band<M: Mad, const L: usize>(
                         }
                         k
                     });
-                    conv_band::<M, BACKWARD_CHANNELS, L>(
+                    conv_band::<K, BACKWARD_CHANNELS, L>(
                         acc,
                         aw2,
                         nb,
@@ -381,5 +354,5 @@ pub(crate) fn backward_band<M: Mad, const L: usize>(
             c += nc;
         }
         BandGrads { weights: dw, mirrored_rows }
-    })
+    }
 }

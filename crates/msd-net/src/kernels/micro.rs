@@ -38,6 +38,90 @@ impl Mad for Plain {
 /// Most output rows blocked together (vertical reuse of input rows).
 pub(crate) const MAX_ROWS: usize = 4;
 
+/// Where a strip of output vectors sits: output row `u` (then `u + d`, …) and column `x` of the
+/// accumulator planes (`[N][rows][stride]`, `plane` floats apart), and the offsets `(row_off,
+/// col_off)` from an output pixel to the scratch position of its centre tap.
+#[derive(Clone, Copy)]
+pub(crate) struct StripAt {
+    pub plane: usize,
+    pub stride: usize,
+    pub u: usize,
+    pub x: usize,
+    pub row_off: usize,
+    pub col_off: usize,
+    pub d: usize,
+}
+
+/// The two inner loops, per instruction set, for vectors of `L` lanes.
+pub(crate) trait Micro<const L: usize> {
+    /// Adds to the `N × R × V` output vectors at `at` (rows `u, u + d, …`) the convolution of
+    /// every input plane with its taps `weights[m][n]`; all `N` outputs share each input load.
+    fn conv_strip<const N: usize, const R: usize, const V: usize>(
+        acc: &mut [f32],
+        inputs: &[Plane<'_>],
+        weights: &[[[f32; 9]; N]],
+        at: StripAt,
+    );
+
+    /// Adds to `acc[3ky + kx]` (lane-wise) `g[grow + i·d][gcol + x] ·
+    /// f[frow + (i + ky − 1)d][fcol + x + (kx − 1)d]` for the `R` rows `i` and the columns
+    /// `x < ncols` (a multiple of `L`).
+    fn weight_grad_rows<const R: usize>(
+        acc: &mut [[f32; L]; 9],
+        g: (Plane<'_>, usize, usize),
+        f: (Plane<'_>, usize, usize),
+        d: usize,
+        ncols: usize,
+    );
+}
+
+/// The portable inner loops: plain Rust over `[f32; L]` arrays that the compiler vectorises for
+/// whatever target features the calling frame enables.
+pub(crate) struct Portable<M>(std::marker::PhantomData<M>);
+
+impl<M: Mad, const L: usize> Micro<L> for Portable<M> {
+    #[inline(always)]
+    fn conv_strip<const N: usize, const R: usize, const V: usize>(
+        acc: &mut [f32],
+        inputs: &[Plane<'_>],
+        weights: &[[[f32; 9]; N]],
+        at: StripAt,
+    ) {
+        let pos = |n: usize, i: usize, v: usize| n * at.plane + (at.u + i * at.d) * at.stride + at.x + v * L;
+        let mut blk: Block<N, R, V, L> = [[[[0.0; L]; V]; R]; N];
+        for (n, bn) in blk.iter_mut().enumerate() {
+            for (i, bi) in bn.iter_mut().enumerate() {
+                for (v, bv) in bi.iter_mut().enumerate() {
+                    let s = pos(n, i, v);
+                    *bv = acc[s..s + L].try_into().expect("L lanes");
+                }
+            }
+        }
+        conv_block::<M, N, R, V, L>(&mut blk, inputs, weights, at.u + at.row_off, at.x + at.col_off, at.d);
+        for (n, bn) in blk.iter().enumerate() {
+            for (i, bi) in bn.iter().enumerate() {
+                for (v, bv) in bi.iter().enumerate() {
+                    let s = pos(n, i, v);
+                    acc[s..s + L].copy_from_slice(bv);
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn weight_grad_rows<const R: usize>(
+        acc: &mut [[f32; L]; 9],
+        (g, grow, gcol): (Plane<'_>, usize, usize),
+        (f, frow, fcol): (Plane<'_>, usize, usize),
+        d: usize,
+        ncols: usize,
+    ) {
+        for x in (0..ncols).step_by(L) {
+            weight_grad_block::<M, R, L>(acc, g, grow, gcol + x, f, frow, fcol + x, d);
+        }
+    }
+}
+
 /// A padded scratch plane: `data[row * stride + col]`.
 #[derive(Clone, Copy)]
 pub(crate) struct Plane<'a> {
@@ -54,14 +138,15 @@ impl<'a> Plane<'a> {
 }
 
 /// Output blocks of one call to [`conv_block`]: `N` output planes × `R` rows × `V` vectors of `L`.
-pub(crate) type Block<const N: usize, const R: usize, const V: usize, const L: usize> =
-    [[[[f32; L]; V]; R]; N];
+type Block<const N: usize, const R: usize, const V: usize, const L: usize> = [[[[f32; L]; V]; R]; N];
 
 /// `acc[n][i][v] += Σ_m Σ_{ky,kx} k[m][n][3ky+kx] · src[m][row0 + (i + ky − 1)d][col + vL + (kx−1)d]`:
 /// `N` outputs (sharing every input load) over inputs `m`, for the `R` output rows
 /// `row0, row0 + d, …` (in input-row coordinates, centre tap) and `V` vectors from column `col`.
 #[inline(always)]
-pub(crate) fn conv_block<M: Mad, const N: usize, const R: usize, const V: usize, const L: usize>(
+// Lane loops indexed in lockstep over several arrays are the clearest form for the vectoriser.
+#[allow(clippy::needless_range_loop)]
+fn conv_block<M: Mad, const N: usize, const R: usize, const V: usize, const L: usize>(
     acc: &mut Block<N, R, V, L>,
     inputs: &[Plane<'_>],
     weights: &[[[f32; 9]; N]],
@@ -102,8 +187,8 @@ pub(crate) fn conv_block<M: Mad, const N: usize, const R: usize, const V: usize,
 /// `acc[3ky+kx] += g[grow0 + i·d][gcol + x] · f[frow0 + (i + ky − 1)d][fcol + x + (kx−1)d]` summed
 /// over `i < R` and `x` in one vector of `L` lanes (lane-wise; the caller reduces the lanes).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_grad_block<M: Mad, const R: usize, const L: usize>(
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+fn weight_grad_block<M: Mad, const R: usize, const L: usize>(
     acc: &mut [[f32; L]; 9],
     g: Plane<'_>,
     grow0: usize,

@@ -4,11 +4,13 @@
 //! (`[total_channels][h][w]`, see the crate docs for the layouts), in parallel over row blocks
 //! (forward) and input channels (backward) with rayon. The instruction set is chosen at run time
 //! ([`Isa::detect`], cached once): AVX-512, AVX2 + FMA, or a portable scalar fallback that every
-//! CPU runs. [`reference`] holds the naive loops the fast kernels are tested against.
+//! CPU runs. [`mod@reference`] holds the naive loops the fast kernels are tested against.
 use std::sync::OnceLock;
 
 use crate::{Error, MsdConfig, Result};
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod band;
 mod border;
 mod micro;

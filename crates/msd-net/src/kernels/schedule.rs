@@ -14,8 +14,10 @@
 //! do not depend on the number of threads.
 use rayon::prelude::*;
 
+use super::Isa;
 use super::band::{self, BackwardOut, BackwardPass, BandGrads, ForwardOut, ForwardPass};
-use super::{Isa, micro};
+use super::micro::{Plain, Portable};
+use super::scratch::Scratch;
 use crate::MsdConfig;
 
 /// Layers whose pre-activations one bulk pass accumulates together.
@@ -26,27 +28,27 @@ const FORWARD_BAND: usize = 32;
 const BACKWARD_BAND: usize = 32;
 
 fn forward_band(isa: Isa, p: &ForwardPass<'_>, y0: usize, outs: &mut [&mut [f32]]) {
-    match isa {
+    Scratch::with_thread_local(|s| match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the public entry points run only with an `isa` that passed `Isa::check`.
-        Isa::Avx512 => unsafe { super::x86::forward_band_avx512(p, y0, outs) },
+        Isa::Avx512 => unsafe { super::x86::forward_band_avx512(p, y0, outs, s) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above (AVX2 + FMA present).
-        Isa::Avx2Fma => unsafe { super::x86::forward_band_avx2(p, y0, outs) },
-        _ => band::forward_band::<micro::Plain, 8>(p, y0, outs),
-    }
+        Isa::Avx2Fma => unsafe { super::x86::forward_band_avx2(p, y0, outs, s) },
+        _ => band::forward_band::<Portable<Plain>, 8>(p, y0, outs, s),
+    })
 }
 
 fn backward_band(isa: Isa, p: &BackwardPass<'_>, b: usize, gin: &mut [&mut [f32]]) -> BandGrads {
-    match isa {
+    Scratch::with_thread_local(|s| match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the public entry points run only with an `isa` that passed `Isa::check`.
-        Isa::Avx512 => unsafe { super::x86::backward_band_avx512(p, b, gin) },
+        Isa::Avx512 => unsafe { super::x86::backward_band_avx512(p, b, gin, s) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above (AVX2 + FMA present).
-        Isa::Avx2Fma => unsafe { super::x86::backward_band_avx2(p, b, gin) },
-        _ => band::backward_band::<micro::Plain, 8>(p, b, gin),
-    }
+        Isa::Avx2Fma => unsafe { super::x86::backward_band_avx2(p, b, gin, s) },
+        _ => band::backward_band::<Portable<Plain>, 8>(p, b, gin, s),
+    })
 }
 
 /// The padding every scratch plane gets: the largest dilation.
@@ -90,14 +92,8 @@ fn forward_pass(
             }
         })
         .collect();
-    let pass = ForwardPass {
-        h,
-        w,
-        pad: halo(config),
-        inputs: &lo[channels.start * hw..],
-        outs: &outs,
-        from_bias,
-    };
+    let pass =
+        ForwardPass { h, w, pad: halo(config), inputs: &lo[channels.start * hw..], outs: &outs, from_bias };
     let mut per_band: Vec<Vec<&mut [f32]>> = (0..h.div_ceil(FORWARD_BAND)).map(|_| Vec::new()).collect();
     for plane in hi[..outs.len() * hw].chunks_exact_mut(hw) {
         for (b, rows) in plane.chunks_mut(FORWARD_BAND * w).enumerate() {

@@ -89,12 +89,18 @@ fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 impl Scratch {
-    /// Runs `f` with three aligned buffers of the given lengths from this thread's pool.
-    pub(crate) fn with<T>(lens: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> T) -> T {
-        SCRATCH.with_borrow_mut(|s| {
-            let [a, b, c] = &mut s.bufs;
-            f([aligned(a, lens[0]), aligned(b, lens[1]), aligned(c, lens[2])])
-        })
+    /// Runs `f` with this thread's scratch buffers.
+    ///
+    /// The kernels take the buffers as an argument rather than borrowing them inside: a closure
+    /// handed to the thread-local would be compiled without the caller's `#[target_feature]`s.
+    pub(crate) fn with_thread_local<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+        SCRATCH.with_borrow_mut(f)
+    }
+
+    /// Three aligned regions of the given lengths (contents unspecified).
+    pub(crate) fn regions(&mut self, lens: [usize; 3]) -> [&mut [f32]; 3] {
+        let [a, b, c] = &mut self.bufs;
+        [aligned(a, lens[0]), aligned(b, lens[1]), aligned(c, lens[2])]
     }
 }
 
