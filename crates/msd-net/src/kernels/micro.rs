@@ -1,38 +1,17 @@
-//! The register-blocked inner loops of the kernels, written once over fixed-size arrays (`[f32; L]`
-//! is one SIMD vector of `L` lanes) and generic over how a multiply-add is done ([`Mad`]);
-//! `x86.rs` compiles them inside `#[target_feature]` frames, where the compiler turns every
-//! `[f32; L]` loop into one vector instruction.
+//! The register-blocked inner loops of the kernels: the [`Micro`] trait, one implementation per
+//! instruction set, and [`Portable`], plain Rust over fixed-size arrays (`[f32; L]` standing for
+//! one vector of `L` lanes) that every CPU runs. The x86 ones are in `x86_micro.rs`.
 //!
 //! All of them read *padded scratch planes* (see `scratch.rs`): every tap is in range, so there is
 //! no border logic here. They block vertically: the `R` output rows `u, u + d, …, u + (R−1)d` of a
 //! dilation-`d` layer share `R + 2` input rows instead of reading `3R`, which halves the loads per
 //! multiply-add — the loads, not the arithmetic, bound a 3×3 convolution on one channel.
 
-/// How a multiply-add is evaluated: fused on FMA hardware, plain elsewhere (a fused multiply-add
-/// without hardware support is a slow library call).
-pub(crate) trait Mad {
-    /// `a * b + c`.
-    fn mad(a: f32, b: f32, c: f32) -> f32;
-}
-
-/// Fused multiply-add (`vfmadd` when compiled with the `fma` target feature).
-pub(crate) struct Fused;
-
-impl Mad for Fused {
-    #[inline(always)]
-    fn mad(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
-}
-
-/// Separate multiply and add: the portable fallback.
-pub(crate) struct Plain;
-
-impl Mad for Plain {
-    #[inline(always)]
-    fn mad(a: f32, b: f32, c: f32) -> f32 {
-        a * b + c
-    }
+/// `a · b + c` in the portable loops (separate multiply and add: a fused multiply-add without
+/// hardware support is a slow library call).
+#[inline(always)]
+fn mad(a: f32, b: f32, c: f32) -> f32 {
+    a * b + c
 }
 
 /// Most output rows blocked together (vertical reuse of input rows).
@@ -77,9 +56,9 @@ pub(crate) trait Micro<const L: usize> {
 
 /// The portable inner loops: plain Rust over `[f32; L]` arrays that the compiler vectorises for
 /// whatever target features the calling frame enables.
-pub(crate) struct Portable<M>(std::marker::PhantomData<M>);
+pub(crate) struct Portable;
 
-impl<M: Mad, const L: usize> Micro<L> for Portable<M> {
+impl<const L: usize> Micro<L> for Portable {
     #[inline(always)]
     fn conv_strip<const N: usize, const R: usize, const V: usize>(
         acc: &mut [f32],
@@ -97,7 +76,7 @@ impl<M: Mad, const L: usize> Micro<L> for Portable<M> {
                 }
             }
         }
-        conv_block::<M, N, R, V, L>(&mut blk, inputs, weights, at.u + at.row_off, at.x + at.col_off, at.d);
+        conv_block::<N, R, V, L>(&mut blk, inputs, weights, at.u + at.row_off, at.x + at.col_off, at.d);
         for (n, bn) in blk.iter().enumerate() {
             for (i, bi) in bn.iter().enumerate() {
                 for (v, bv) in bi.iter().enumerate() {
@@ -117,7 +96,7 @@ impl<M: Mad, const L: usize> Micro<L> for Portable<M> {
         ncols: usize,
     ) {
         for x in (0..ncols).step_by(L) {
-            weight_grad_block::<M, R, L>(acc, g, grow, gcol + x, f, frow, fcol + x, d);
+            weight_grad_block::<R, L>(acc, g, grow, gcol + x, f, frow, fcol + x, d);
         }
     }
 }
@@ -146,7 +125,7 @@ type Block<const N: usize, const R: usize, const V: usize, const L: usize> = [[[
 #[inline(always)]
 // Lane loops indexed in lockstep over several arrays are the clearest form for the vectoriser.
 #[allow(clippy::needless_range_loop)]
-fn conv_block<M: Mad, const N: usize, const R: usize, const V: usize, const L: usize>(
+fn conv_block<const N: usize, const R: usize, const V: usize, const L: usize>(
     acc: &mut Block<N, R, V, L>,
     inputs: &[Plane<'_>],
     weights: &[[[f32; 9]; N]],
@@ -172,9 +151,9 @@ fn conv_block<M: Mad, const N: usize, const R: usize, const V: usize, const L: u
                         let (k0, k1, k2) = (k[n][3 * ky], k[n][3 * ky + 1], k[n][3 * ky + 2]);
                         let a = &mut acc[n][i][v];
                         for lane in 0..L {
-                            let s = M::mad(k0, l[lane], a[lane]);
-                            let s = M::mad(k1, m[lane], s);
-                            a[lane] = M::mad(k2, q[lane], s);
+                            let s = mad(k0, l[lane], a[lane]);
+                            let s = mad(k1, m[lane], s);
+                            a[lane] = mad(k2, q[lane], s);
                         }
                     }
                 }
@@ -188,7 +167,7 @@ fn conv_block<M: Mad, const N: usize, const R: usize, const V: usize, const L: u
 /// over `i < R` and `x` in one vector of `L` lanes (lane-wise; the caller reduces the lanes).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-fn weight_grad_block<M: Mad, const R: usize, const L: usize>(
+fn weight_grad_block<const R: usize, const L: usize>(
     acc: &mut [[f32; L]; 9],
     g: Plane<'_>,
     grow0: usize,
@@ -211,9 +190,9 @@ fn weight_grad_block<M: Mad, const R: usize, const L: usize>(
             let ky = t - i;
             for lane in 0..L {
                 let gl = gi[lane];
-                acc[3 * ky][lane] = M::mad(gl, l[lane], acc[3 * ky][lane]);
-                acc[3 * ky + 1][lane] = M::mad(gl, m[lane], acc[3 * ky + 1][lane]);
-                acc[3 * ky + 2][lane] = M::mad(gl, q[lane], acc[3 * ky + 2][lane]);
+                acc[3 * ky][lane] = mad(gl, l[lane], acc[3 * ky][lane]);
+                acc[3 * ky + 1][lane] = mad(gl, m[lane], acc[3 * ky + 1][lane]);
+                acc[3 * ky + 2][lane] = mad(gl, q[lane], acc[3 * ky + 2][lane]);
             }
         }
     }

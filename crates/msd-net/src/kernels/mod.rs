@@ -9,8 +9,6 @@ use std::sync::OnceLock;
 
 use crate::{Error, MsdConfig, Result};
 
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 mod band;
 mod border;
 mod micro;
@@ -19,6 +17,8 @@ mod schedule;
 mod scratch;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_micro;
 
 pub use border::reflect;
 

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::Isa;
 use super::band::{self, BackwardOut, BackwardPass, BandGrads, ForwardOut, ForwardPass};
-use super::micro::{Plain, Portable};
+use super::micro::Portable;
 use super::scratch::Scratch;
 use crate::MsdConfig;
 
@@ -35,7 +35,7 @@ fn forward_band(isa: Isa, p: &ForwardPass<'_>, y0: usize, outs: &mut [&mut [f32]
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above (AVX2 + FMA present).
         Isa::Avx2Fma => unsafe { super::x86::forward_band_avx2(p, y0, outs, s) },
-        _ => band::forward_band::<Portable<Plain>, 8>(p, y0, outs, s),
+        _ => band::forward_band::<Portable, 8>(p, y0, outs, s),
     })
 }
 
@@ -47,7 +47,7 @@ fn backward_band(isa: Isa, p: &BackwardPass<'_>, b: usize, gin: &mut [&mut [f32]
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above (AVX2 + FMA present).
         Isa::Avx2Fma => unsafe { super::x86::backward_band_avx2(p, b, gin, s) },
-        _ => band::backward_band::<Portable<Plain>, 8>(p, b, gin, s),
+        _ => band::backward_band::<Portable, 8>(p, b, gin, s),
     })
 }
 

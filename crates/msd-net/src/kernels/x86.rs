@@ -1,11 +1,9 @@
-//! The band kernels of `band.rs` compiled for AVX2 + FMA and for AVX-512: the only `unsafe` of
-//! the CPU path. Each function is the generic kernel inside a `#[target_feature]` frame, so the
-//! compiler vectorises the same safe slice code with 8- or 16-lane registers and fused
-//! multiply-adds.
-use super::avx512::Avx512;
+//! The band kernels of `band.rs` compiled for AVX2 + FMA and for AVX-512. Each function is the
+//! generic band code inside a `#[target_feature]` frame, with the intrinsic inner loops of
+//! `x86_micro.rs`: everything they call is inlined and compiled for that instruction set.
 use super::band::{self, BackwardPass, BandGrads, ForwardPass};
-use super::micro::{Fused, Portable};
 use super::scratch::Scratch;
+use super::x86_micro::{Avx2, Avx512};
 
 /// AVX2 + FMA build of [`band::forward_band`].
 ///
@@ -18,7 +16,7 @@ pub(super) unsafe fn forward_band_avx2(
     outs: &mut [&mut [f32]],
     scratch: &mut Scratch,
 ) {
-    band::forward_band::<Portable<Fused>, 8>(p, y0, outs, scratch)
+    band::forward_band::<Avx2, 8>(p, y0, outs, scratch)
 }
 
 /// AVX-512 build of [`band::forward_band`].
@@ -46,7 +44,7 @@ pub(super) unsafe fn backward_band_avx2(
     gin: &mut [&mut [f32]],
     scratch: &mut Scratch,
 ) -> BandGrads {
-    band::backward_band::<Portable<Fused>, 8>(p, b, gin, scratch)
+    band::backward_band::<Avx2, 8>(p, b, gin, scratch)
 }
 
 /// AVX-512 build of [`band::backward_band`].
