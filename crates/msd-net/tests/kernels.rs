@@ -282,3 +282,52 @@ fn candle_custom_op_gradients_match_and_train_with_candle_nn() {
     let last = objective().to_scalar::<f32>().unwrap();
     assert!(last < 0.7 * first, "{first} → {last}");
 }
+
+/// Band boundaries depend only on the image, and band sums are added in order: the same inputs
+/// give bit-identical results with any number of threads.
+#[test]
+fn results_do_not_depend_on_the_number_of_threads() {
+    let config = MsdConfig::new(13, 1, 1, 2);
+    let params = random_params(&config, 21);
+    let (h, w) = (70, 53);
+    let hw = h * w;
+    let input = random_vec(hw, 22);
+    let upstream = random_vec(config.total_channels() * hw, 23);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut feats = vec![0.0f32; config.total_channels() * hw];
+            feats[..hw].copy_from_slice(&input);
+            kernels::forward(
+                Isa::detect(),
+                &config,
+                &params.conv_weights,
+                &params.conv_biases,
+                &mut feats,
+                h,
+                w,
+            )
+            .unwrap();
+            let mut g = upstream.clone();
+            let mut dw = vec![0.0; params.conv_weights.len()];
+            let mut db = vec![0.0; params.conv_biases.len()];
+            kernels::backward(
+                Isa::detect(),
+                &config,
+                &params.conv_weights,
+                &feats,
+                &mut g,
+                &mut dw,
+                &mut db,
+                h,
+                w,
+            )
+            .unwrap();
+            (feats, g, dw, db)
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        assert!(run(threads) == one, "{threads} threads differ from one");
+    }
+}
