@@ -118,47 +118,67 @@ pub(crate) fn forward_band<K: Micro<L>, const L: usize>(
     let plane = (nb + 2 * pad) * pw;
     let nch = p.inputs.len() / hw;
     let cb = (FORWARD_SCRATCH / plane).clamp(1, nch.max(1));
-    let acc_plane = nb * aw;
+    // When whole vectors tile a row, the outputs accumulate in place in the feature buffer;
+    // otherwise in a scratch copy whose rows are padded to whole vectors.
+    let direct = w.is_multiple_of(L);
+    let acc_plane = if direct { 0 } else { nb * aw };
     let [src, acc, _] = scratch.regions([cb * plane, p.outs.len() * acc_plane, 0]);
-    {
-        for ((spec, out), a) in p.outs.iter().zip(outs.iter()).zip(acc.chunks_exact_mut(acc_plane)) {
-            for (row, o) in a.chunks_exact_mut(aw).zip(out.chunks_exact(w)) {
-                if p.from_bias {
-                    row.fill(spec.bias);
-                } else {
-                    row[..w].copy_from_slice(o);
-                    row[w..].fill(0.0);
-                }
+    for (n, (spec, out)) in p.outs.iter().zip(outs.iter_mut()).enumerate() {
+        if direct {
+            if p.from_bias {
+                out.fill(spec.bias);
+            }
+            continue;
+        }
+        let a = &mut acc[n * acc_plane..(n + 1) * acc_plane];
+        for (row, o) in a.chunks_exact_mut(aw).zip(out.chunks_exact(w)) {
+            if p.from_bias {
+                row.fill(spec.bias);
+            } else {
+                row[..w].copy_from_slice(o);
+                row[w..].fill(0.0);
             }
         }
-        let mut weights: Vec<[[f32; 9]; 1]> = Vec::with_capacity(cb);
-        for c in (0..nch).step_by(cb) {
-            let nc = cb.min(nch - c);
-            for (m, s) in src.chunks_exact_mut(plane).take(nc).enumerate() {
-                let input = &p.inputs[(c + m) * hw..(c + m + 1) * hw];
-                fill_reflected(input, h, w, y0 as isize - pad as isize, -(lead as isize), pw, s);
-            }
-            let planes: Vec<Plane<'_>> =
-                src.chunks_exact(plane).take(nc).map(|data| Plane { data, stride: pw }).collect();
-            for (spec, a) in p.outs.iter().zip(acc.chunks_exact_mut(acc_plane)) {
-                weights.clear();
-                weights.extend(
-                    spec.weights[c * 9..(c + nc) * 9]
-                        .chunks_exact(9)
-                        .map(|k| [k.try_into().expect("chunks of 9")]),
-                );
+    }
+    let mut weights: Vec<[[f32; 9]; 1]> = Vec::with_capacity(cb);
+    for c in (0..nch).step_by(cb) {
+        let nc = cb.min(nch - c);
+        for (m, s) in src.chunks_exact_mut(plane).take(nc).enumerate() {
+            let input = &p.inputs[(c + m) * hw..(c + m + 1) * hw];
+            fill_reflected(input, h, w, y0 as isize - pad as isize, -(lead as isize), pw, s);
+        }
+        let planes: Vec<Plane<'_>> =
+            src.chunks_exact(plane).take(nc).map(|data| Plane { data, stride: pw }).collect();
+        for (n, (spec, out)) in p.outs.iter().zip(outs.iter_mut()).enumerate() {
+            weights.clear();
+            weights.extend(
+                spec.weights[c * 9..(c + nc) * 9]
+                    .chunks_exact(9)
+                    .map(|k| [k.try_into().expect("chunks of 9")]),
+            );
+            if direct {
+                conv_band::<K, 1, L>(out, w, nb, w, &planes, &weights, (pad, lead), spec.d);
+            } else {
+                let a = &mut acc[n * acc_plane..(n + 1) * acc_plane];
                 conv_band::<K, 1, L>(a, aw, nb, aw, &planes, &weights, (pad, lead), spec.d);
             }
         }
-        for ((spec, out), a) in p.outs.iter().zip(outs.iter_mut()).zip(acc.chunks_exact(acc_plane)) {
-            for (o, row) in out.chunks_exact_mut(w).zip(a.chunks_exact(aw)) {
-                if spec.relu {
-                    for (o, &v) in o.iter_mut().zip(row) {
-                        *o = v.max(0.0);
-                    }
-                } else {
-                    o.copy_from_slice(&row[..w]);
+    }
+    for (n, (spec, out)) in p.outs.iter().zip(outs.iter_mut()).enumerate() {
+        if direct {
+            if spec.relu {
+                out.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            continue;
+        }
+        let a = &acc[n * acc_plane..(n + 1) * acc_plane];
+        for (o, row) in out.chunks_exact_mut(w).zip(a.chunks_exact(aw)) {
+            if spec.relu {
+                for (o, &v) in o.iter_mut().zip(row) {
+                    *o = v.max(0.0);
                 }
+            } else {
+                o.copy_from_slice(&row[..w]);
             }
         }
     }

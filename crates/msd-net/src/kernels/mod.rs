@@ -1,10 +1,28 @@
 //! The dilated-convolution kernels of the MSD block on the CPU.
 //!
 //! [`forward`] and [`backward`] run all 3×3 layers of one image over its feature buffer
-//! (`[total_channels][h][w]`, see the crate docs for the layouts), in parallel over row blocks
-//! (forward) and input channels (backward) with rayon. The instruction set is chosen at run time
-//! ([`Isa::detect`], cached once): AVX-512, AVX2 + FMA, or a portable scalar fallback that every
-//! CPU runs. [`mod@reference`] holds the naive loops the fast kernels are tested against.
+//! (`[total_channels][h][w]`, see the crate docs for the layouts). The instruction set is chosen
+//! at run time ([`Isa::detect`], cached once): AVX-512, AVX2 + FMA, or a portable fallback that
+//! every CPU runs. [`mod@reference`] holds the naive loops the fast kernels are tested against.
+//!
+//! How they are fast, from the outside in:
+//!
+//! - **Layer groups** (`schedule.rs`). Eight consecutive layers all read the channels that exist
+//!   before them, so one pass reads each of those channels once for all eight, each layer with its
+//!   own dilation; only the small triangle inside the group is done layer by layer. A depth-100
+//!   network at 512² then streams about 0.6 GB from memory per forward pass instead of 5 GB.
+//! - **Row bands** (`band.rs`), the parallel tasks (rayon). A band's input rows, with a halo as
+//!   wide as the largest dilation, are copied into a per-thread scratch plane with the mirrored
+//!   borders already filled in, so the inner loops have no border cases; the backward pass
+//!   correlates the zero-padded output gradients with the flipped taps on the padded plane and
+//!   folds the padding back onto the pixels it mirrors, which is the exact adjoint of the mirror.
+//! - **Register blocks** (`micro.rs`, `x86_micro.rs`). Up to four output rows `u, u + d, …` of a
+//!   dilation-`d` layer share `R + 2` input rows, two vectors wide, with the accumulators in
+//!   registers (AVX-512 / AVX2 intrinsics, one bounds check per call).
+//!
+//! Band boundaries depend only on the image size, and weight gradients are summed band by band in
+//! order, so results are bit-identical whatever the number of threads. Memory: the feature and
+//! gradient buffers, plus about 2 MB of scratch per thread.
 use std::sync::OnceLock;
 
 use crate::{Error, MsdConfig, Result};
