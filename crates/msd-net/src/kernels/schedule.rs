@@ -20,8 +20,9 @@ use super::micro::Portable;
 use super::scratch::Scratch;
 use crate::MsdConfig;
 
-/// Layers whose pre-activations one bulk pass accumulates together.
-pub(crate) const GROUP: usize = 8;
+/// Layers per group: one bulk pass serves them all. Measured at depth 100, 512²: 8 → 189 ms
+/// forward, 16 → 159 ms, 25 → 156 ms, 34 → 163 ms; the training step is fastest at 16.
+pub(crate) const GROUP: usize = 16;
 /// Output rows per forward band.
 const FORWARD_BAND: usize = 32;
 /// Padded rows per backward band.
@@ -56,9 +57,9 @@ fn halo(config: &MsdConfig) -> usize {
     config.dilations.iter().copied().max().unwrap_or(1)
 }
 
-/// The groups of layers, in forward order.
-fn groups(depth: usize) -> impl DoubleEndedIterator<Item = std::ops::Range<usize>> {
-    (0..depth.div_ceil(GROUP)).map(move |g| g * GROUP..((g + 1) * GROUP).min(depth))
+/// The groups of `size` layers, in forward order.
+fn groups(depth: usize, size: usize) -> impl DoubleEndedIterator<Item = std::ops::Range<usize>> {
+    (0..depth.div_ceil(size)).map(move |g| g * size..((g + 1) * size).min(depth))
 }
 
 /// Adds the contributions of channels `channels` to the layers `layers` (whose output channels
@@ -116,7 +117,7 @@ pub(crate) fn forward(
     w: usize,
 ) {
     let params = (conv_weights, conv_biases);
-    for group in groups(config.dilations.len()) {
+    for group in groups(config.dilations.len(), GROUP) {
         let bulk = 0..config.layer_inputs(group.start);
         forward_pass(isa, config, params, features, (h, w), bulk, group.clone(), true);
         for s in group.start..group.end - 1 {
@@ -223,7 +224,7 @@ pub(crate) fn backward(
 ) {
     let hw = h * w;
     let width = config.width;
-    for group in groups(config.dilations.len()).rev() {
+    for group in groups(config.dilations.len(), GROUP).rev() {
         for s in group.clone().rev() {
             // Layer s has received every contribution now: apply its ReLU's mask.
             let first = config.layer_inputs(s);
