@@ -1,15 +1,15 @@
 //! The candle backend against the CPU backend: the same loss, gradients and Adam steps on random
 //! data, an optimiser state that survives a round trip (and a resumed training run), and
 //! training through candle's autograd that learns a synthetic disc-and-ring segmentation.
-use msd_io::{Geometry, LabelVolume, Volume};
+mod common;
+
+use common::disc_and_ring;
 use msd_net::{
     AdamConfig, AdamState, Augmentation, Backend, BatchShape, CandleBackend, CpuBackend, Dataset, LossConfig,
     MsdConfig, Params, StopReason, TrainConfig, train_with_backend,
 };
-use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Normal};
 
 /// Initial parameters with non-zero biases and final layer, so that every path carries signal;
 /// the biases straddle 0 so that some ReLUs are active and some are not.
@@ -240,38 +240,8 @@ fn misuse_is_an_error() {
     assert!(b.set_params(&Params::zeros(&MsdConfig::new(3, 1, 1, 2))).is_err(), "wrong shape");
 }
 
-/// `n` slices of `size²` pixels: air, a soft-tissue disc, a bone ring around it (label 1), noise.
-fn disc_and_ring(n: usize, size: usize, seed: u64) -> (Volume<f32>, LabelVolume) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let noise = Normal::new(0.0f32, 60.0).unwrap();
-    let mut ct = Array3::<f32>::zeros((n, size, size));
-    let mut lb = Array3::<u8>::zeros((n, size, size));
-    for z in 0..n {
-        let s = size as f64;
-        let (cx, cy) = (rng.random_range(0.4..0.6) * s, rng.random_range(0.4..0.6) * s);
-        let r_in = rng.random_range(0.18..0.25) * s;
-        let thick = rng.random_range(0.05..0.09) * s;
-        for y in 0..size {
-            for x in 0..size {
-                let r = ((x as f64 - cx).powi(2) + (y as f64 - cy).powi(2)).sqrt();
-                let (hu, label) = if r < r_in {
-                    (40.0, 0)
-                } else if r < r_in + thick {
-                    (900.0, 1)
-                } else {
-                    (-1000.0, 0)
-                };
-                ct[[z, y, x]] = hu + noise.sample(&mut rng);
-                lb[[z, y, x]] = label;
-            }
-        }
-    }
-    let g = Geometry::new([1.0, 1.0, 2.0], [0.0; 3], Geometry::IDENTITY).unwrap();
-    (Volume::new(ct, g).unwrap(), Volume::new(lb, g).unwrap())
-}
-
 fn disc_and_ring_dataset(n: usize, size: usize, seed: u64) -> Dataset {
-    let (ct, lb) = disc_and_ring(n, size, seed);
+    let (ct, lb) = disc_and_ring(n, size, seed, 1.0);
     let mut data = Dataset::new(1).unwrap();
     data.add(&ct, &lb).unwrap();
     data
@@ -306,7 +276,7 @@ fn trains_disc_and_ring_through_candle() {
     let last = out.history.last().unwrap().train_loss;
     assert!(last < 0.5 * first, "loss did not fall: {first} → {last}");
     // Unseen slices, segmented by the trained model.
-    let (test_ct, test_lb) = disc_and_ring(4, 48, 99);
+    let (test_ct, test_lb) = disc_and_ring(4, 48, 99, 1.0);
     let seg = out.model.segment(&test_ct).unwrap();
     let (mut inter, mut sum) = (0usize, 0usize);
     for (x, y) in seg.labels.data().iter().zip(test_lb.data().iter()) {
