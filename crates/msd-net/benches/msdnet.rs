@@ -93,6 +93,18 @@ fn network(c: &mut Criterion) {
                 cpu.backward().unwrap();
             })
         });
+        // The other instruction sets this CPU runs (the portable one compiled for the baseline
+        // target), at 512²: what a machine without AVX-512 gets.
+        if size == 512 {
+            for isa in Isa::available().into_iter().filter(|&isa| isa != Isa::detect()) {
+                let mut other = CpuBackend::with_isa(&config, isa).unwrap();
+                other.set_params(&p).unwrap();
+                g.throughput(Throughput::Elements(config.forward_flops(size, size) as u64));
+                g.bench_function(BenchmarkId::new(format!("forward_{}", isa.name()), size), |b| {
+                    b.iter(|| other.forward(black_box(&input), shape).unwrap())
+                });
+            }
+        }
         // The candle composition takes seconds per pass: measured at 256² only, for the ratio.
         if size == 256 {
             let dev = Device::Cpu;
