@@ -234,6 +234,7 @@ pub(crate) struct BandGrads {
 }
 
 /// `dst[x] += Σ row[X]` over the padded columns `X` that mirror onto `x`.
+#[inline(always)]
 fn fold_row(row: &[f32], dst: &mut [f32], pad: usize) {
     let w = dst.len();
     for (o, &v) in dst.iter_mut().zip(&row[pad..pad + w]) {

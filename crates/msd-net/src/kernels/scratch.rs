@@ -12,6 +12,7 @@ use super::border::reflect;
 /// Copies rows `first_row .. first_row + rows` and columns `first_col .. first_col + cols` of the
 /// `h × w` plane `src` into `dst` (`rows × cols`), mirroring indices outside the image with
 /// [`reflect`] (numpy `symmetric`, periodic beyond one reflection).
+#[inline(always)]
 pub(crate) fn fill_reflected(
     src: &[f32],
     h: usize,
@@ -36,6 +37,7 @@ pub(crate) fn fill_reflected(
 }
 
 /// As [`fill_reflected`], but every index outside the image reads zero.
+#[inline(always)]
 pub(crate) fn fill_zero_padded(
     src: &[f32],
     h: usize,
