@@ -91,6 +91,8 @@ fn matches_candle_on_several_shapes_and_isas() {
         // Images smaller than the dilation: reflection wraps more than once.
         (MsdConfig::new(4, 1, 1, 2).with_dilations(vec![7, 3, 12, 1]), 1, 5, 6),
         (MsdConfig::new(3, 1, 2, 2).with_dilations(vec![2, 9, 4]), 2, 1, 9),
+        // A dilation past the banded kernels' limit: the plain loops serve it.
+        (MsdConfig::new(3, 1, 1, 2).with_dilations(vec![1, 300, 2]), 1, 9, 11),
     ];
     for isa in Isa::available() {
         for (k, (config, n, h, w)) in cases.iter().enumerate() {

@@ -57,6 +57,12 @@ fn halo(config: &MsdConfig) -> usize {
     config.dilations.iter().copied().max().unwrap_or(1)
 }
 
+/// The largest dilation the banded kernels take. Their scratch grows with the halo (a band of
+/// `32 + 2·halo` rows of `w + 2·halo` columns per plane), so a network with a larger dilation —
+/// far beyond the study's 10, and mostly mirrored padding on any CT slice — runs the plain loops
+/// of [`super::reference`] instead, slowly but in bounded memory.
+pub(crate) const MAX_BANDED_DILATION: usize = 64;
+
 /// The groups of `size` layers, in forward order.
 fn groups(depth: usize, size: usize) -> impl DoubleEndedIterator<Item = std::ops::Range<usize>> {
     (0..depth.div_ceil(size)).map(move |g| g * size..((g + 1) * size).min(depth))
@@ -116,6 +122,10 @@ pub(crate) fn forward(
     h: usize,
     w: usize,
 ) {
+    if halo(config) > MAX_BANDED_DILATION {
+        super::reference::forward(config, conv_weights, conv_biases, features, h, w);
+        return;
+    }
     let params = (conv_weights, conv_biases);
     for group in groups(config.dilations.len(), GROUP) {
         let bulk = 0..config.layer_inputs(group.start);
@@ -222,6 +232,10 @@ pub(crate) fn backward(
     h: usize,
     w: usize,
 ) {
+    if halo(config) > MAX_BANDED_DILATION {
+        super::reference::backward(config, conv_weights, features, grads, weight_grads, bias_grads, h, w);
+        return;
+    }
     let hw = h * w;
     let width = config.width;
     for group in groups(config.dilations.len(), GROUP).rev() {
