@@ -152,6 +152,28 @@ pub struct TrainArgs {
     /// model tolerates pixel spacings near the one it is trained at; 0 turns it off).
     #[arg(long, default_value_t = 0.1, value_name = "S", allow_negative_numbers = true)]
     pub scale_jitter: f32,
+    /// What runs the training steps: the kernels directly, or candle's autograd over them (the
+    /// same model up to rounding, slower).
+    #[arg(long, value_enum, default_value_t = EngineArg::Kernels)]
+    pub engine: EngineArg,
+}
+
+/// `--engine` of `msd train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The CPU kernels called directly, flat parameter buffers.
+    Kernels,
+    /// Parameters as candle `Var`s, the MSD block as a candle custom op, candle's autograd.
+    Candle,
+}
+
+impl From<EngineArg> for msd::net::Engine {
+    fn from(e: EngineArg) -> Self {
+        match e {
+            EngineArg::Kernels => msd::net::Engine::Kernels,
+            EngineArg::Candle => msd::net::Engine::Candle,
+        }
+    }
 }
 
 /// The slice orientations a volume is segmented along.

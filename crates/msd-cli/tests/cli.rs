@@ -355,6 +355,20 @@ fn a_slab_model_trains_and_segments_from_the_command_line() {
 }
 
 #[test]
+fn training_through_candles_autograd_is_one_flag_away() {
+    let f = Fixture::new();
+    let args = ["train", "--ct", "ct.nii.gz", "--labels", "skull.nii.gz", "--out", "candle.safetensors"];
+    let small = ["--epochs", "1", "--depth", "3", "--patch", "24", "--engine", "candle"];
+    let o = f.msd(&[&args[..], &small[..]].concat());
+    let err = stderr(&o);
+    ok(&o);
+    assert!(err.contains("backend candle-cpu-"), "{err}");
+    let model = Model::load(f.path("candle.safetensors")).unwrap();
+    assert!(model.provenance["backend"].starts_with("candle-cpu-"), "{:?}", model.provenance);
+    fails(&f.msd(&[&args[..], &["--engine", "gpu"][..]].concat()), 2, "gpu");
+}
+
+#[test]
 fn train_needs_a_target_per_ct_and_a_resume_flag_for_a_checkpoint() {
     let f = Fixture::new();
     let o = f.msd(&[

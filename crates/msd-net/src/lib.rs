@@ -22,7 +22,8 @@
 //!   gradients and Adam on the variables — so the model trains through candle's autograd;
 //! - [`train`]: seeded training with Adam, augmentation, class weights or a Dice term,
 //!   validation, best-checkpoint keeping, early stopping, a time budget and resumable checkpoints,
-//!   reporting progress through a callback;
+//!   reporting progress through a callback, run by the kernels directly or through candle's
+//!   autograd ([`Engine`]);
 //! - [`Model`]: weights + [`Normalization`] + class names + the pixel spacing it was trained at +
 //!   provenance, saved as one safetensors file; [`Model::segment`] applies it to a whole CT volume
 //!   slice by slice in parallel, resampling to the model's spacing and back, optionally fusing
@@ -109,5 +110,6 @@ pub use model::{MODEL_FORMAT_VERSION, Model};
 pub use normalization::Normalization;
 pub use params::Params;
 pub use train::{
-    Augmentation, EpochStats, StopReason, TrainConfig, TrainOutcome, TrainProgress, train, train_with_backend,
+    Augmentation, Engine, EpochStats, StopReason, TrainConfig, TrainOutcome, TrainProgress, train,
+    train_with_backend,
 };

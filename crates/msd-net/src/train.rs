@@ -119,6 +119,20 @@ pub struct TrainConfig {
     pub window_hu: [f32; 2],
     /// Class names stored in the model (`None`: `background`, `class1`, ...).
     pub class_names: Option<Vec<String>>,
+    /// What runs the training steps.
+    pub engine: Engine,
+}
+
+/// What runs the training steps of [`train`]. Both use the same kernels and give the same model
+/// up to rounding (tested to 1e-5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// [`CpuBackend`]: the kernels called directly, flat parameter buffers (the fastest).
+    #[default]
+    Kernels,
+    /// [`crate::CandleBackend`]: parameters as candle `Var`s, the block as a candle custom op,
+    /// gradients from candle's autograd.
+    Candle,
 }
 
 impl Default for TrainConfig {
@@ -140,6 +154,7 @@ impl Default for TrainConfig {
             checkpoint: None,
             window_hu: Normalization::DEFAULT_WINDOW_HU,
             class_names: None,
+            engine: Engine::Kernels,
         }
     }
 }
@@ -260,14 +275,21 @@ impl TrainConfig {
     }
 }
 
-/// Trains an MSDnet on the CPU ([`CpuBackend`]); see [`train_with_backend`].
+/// Trains an MSDnet on the CPU with the backend of [`TrainConfig::engine`]; see
+/// [`train_with_backend`].
 pub fn train(
     dataset: &Dataset,
     config: &TrainConfig,
     progress: impl FnMut(&TrainProgress),
 ) -> Result<TrainOutcome> {
-    let mut backend = CpuBackend::new(&config.network)?;
-    train_with_backend(&mut backend, dataset, config, progress)
+    match config.engine {
+        Engine::Kernels => {
+            train_with_backend(&mut CpuBackend::new(&config.network)?, dataset, config, progress)
+        }
+        Engine::Candle => {
+            train_with_backend(&mut crate::CandleBackend::new(&config.network)?, dataset, config, progress)
+        }
+    }
 }
 
 /// Splits the dataset's slices into (training, validation) with the seed.

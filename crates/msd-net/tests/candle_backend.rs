@@ -5,8 +5,8 @@ mod common;
 
 use common::disc_and_ring;
 use msd_net::{
-    AdamConfig, AdamState, Augmentation, Backend, BatchShape, CandleBackend, CpuBackend, Dataset, LossConfig,
-    MsdConfig, Params, StopReason, TrainConfig, train_with_backend,
+    AdamConfig, AdamState, Augmentation, Backend, BatchShape, CandleBackend, CpuBackend, Dataset, Engine,
+    LossConfig, MsdConfig, Params, StopReason, TrainConfig, train, train_with_backend,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -294,13 +294,14 @@ fn training_matches_the_cpu_backend_and_resumes() {
     config.network = MsdConfig::new(4, 1, 1, 2);
     config.epochs = 4;
     config.patch_size = Some(16);
+    // `train` with `Engine::Candle` runs `CandleBackend`; the default engine runs the kernels.
     let run = |config: &TrainConfig| {
-        let mut backend = CandleBackend::new(&config.network).unwrap();
-        train_with_backend(&mut backend, &data, config, |_| {}).unwrap()
+        train(&data, &TrainConfig { engine: Engine::Candle, ..config.clone() }, |_| {}).unwrap()
     };
     let a = run(&config);
-    let mut cpu = CpuBackend::new(&config.network).unwrap();
-    let reference = train_with_backend(&mut cpu, &data, &config, |_| {}).unwrap();
+    assert!(a.model.provenance["backend"].starts_with("candle-cpu-"), "{:?}", a.model.provenance);
+    let reference = train(&data, &config, |_| {}).unwrap();
+    assert!(reference.model.provenance["backend"].starts_with("cpu-"), "{:?}", reference.model.provenance);
     for (x, y) in a.history.iter().zip(&reference.history) {
         assert!(rel(x.train_loss, y.train_loss) < 1e-5, "epoch {}: {x:?} vs CPU {y:?}", x.epoch);
     }

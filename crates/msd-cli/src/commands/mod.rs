@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use msd::io::{LabelVolume, Volume};
-use msd::net::{Backend as _, CpuBackend, MsdConfig};
+use msd::net::{Backend as _, CandleBackend, CpuBackend, Engine, MsdConfig};
 
 /// Reads a CT volume (HU), naming the file in the error.
 pub fn read_ct(path: &Path) -> anyhow::Result<Volume<f32>> {
@@ -48,5 +48,14 @@ pub fn count_labelled(labels: &LabelVolume) -> usize {
 /// The name of the backend that trains or applies `network` (`cpu-avx512`, `cpu-avx2`, ...), for
 /// the line `msd train` and `msd segment` print when they start.
 pub fn backend_name(network: &MsdConfig) -> anyhow::Result<String> {
-    Ok(CpuBackend::new(network).context("cannot set up the MSDnet")?.name())
+    engine_backend_name(network, Engine::Kernels)
+}
+
+/// [`backend_name`] for a training engine (`candle-cpu-avx512` for candle's autograd).
+pub fn engine_backend_name(network: &MsdConfig, engine: Engine) -> anyhow::Result<String> {
+    let name = match engine {
+        Engine::Kernels => CpuBackend::new(network).map(|b| b.name()),
+        Engine::Candle => CandleBackend::new(network).map(|b| b.name()),
+    };
+    name.context("cannot set up the MSDnet")
 }

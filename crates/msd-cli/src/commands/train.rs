@@ -110,7 +110,7 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
     }
 
     let network = MsdConfig::new(args.depth, 1, args.channels, 2);
-    let backend = super::backend_name(&network)?;
+    let backend = super::engine_backend_name(&network, args.engine.into())?;
     let config = TrainConfig {
         epochs: args.epochs,
         time_budget: args.minutes.map(|m| Duration::from_secs_f64(m * 60.0)),
@@ -120,6 +120,7 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
         validation_fraction: args.validation,
         checkpoint: Some(checkpoint.clone()),
         augmentation: Augmentation { scale_range: args.scale_jitter, ..Augmentation::default() },
+        engine: args.engine.into(),
         ..skull_train_config(network)
     };
     ui.say(format!(
