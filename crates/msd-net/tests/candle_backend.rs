@@ -3,10 +3,10 @@
 //! training through candle's autograd that learns a synthetic disc-and-ring segmentation.
 mod common;
 
-use common::disc_and_ring;
+use common::{disc_and_ring, small_config};
 use msd_net::{
-    AdamConfig, AdamState, Augmentation, Backend, BatchShape, CandleBackend, CpuBackend, Dataset, Engine,
-    LossConfig, MsdConfig, Params, StopReason, TrainConfig, train, train_with_backend,
+    AdamConfig, AdamState, Backend, BatchShape, CandleBackend, CpuBackend, Dataset, Engine, LossConfig,
+    MsdConfig, Params, StopReason, TrainConfig, train, train_with_backend,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -245,21 +245,6 @@ fn disc_and_ring_dataset(n: usize, size: usize, seed: u64) -> Dataset {
     let mut data = Dataset::new(1).unwrap();
     data.add(&ct, &lb).unwrap();
     data
-}
-
-fn small_config() -> TrainConfig {
-    TrainConfig {
-        network: MsdConfig::new(10, 1, 1, 2),
-        epochs: 120,
-        batch_size: 4,
-        patch_size: Some(40),
-        validation_fraction: 0.2,
-        early_stopping_patience: None,
-        augmentation: Augmentation::default(),
-        loss: LossConfig { class_weights: Some(vec![1.0, 2.0]), dice_weight: 0.5 },
-        seed: 7,
-        ..TrainConfig::default()
-    }
 }
 
 #[test]

@@ -1,13 +1,10 @@
 //! Training end to end: a small MSDnet learns to segment synthetic disc-and-ring images; the model
 //! file round-trips; resuming and seeding behave.
 use msd_io::LabelVolume;
-use msd_net::{
-    Augmentation, Dataset, LossConfig, Model, MsdConfig, SegmentOptions, SliceAxis, StopReason, TrainConfig,
-    train,
-};
+use msd_net::{Dataset, Model, MsdConfig, SegmentOptions, SliceAxis, StopReason, train};
 mod common;
 
-use common::disc_and_ring;
+use common::{disc_and_ring, small_config};
 
 fn dice(a: &LabelVolume, b: &LabelVolume) -> f64 {
     let (mut i, mut s) = (0usize, 0usize);
@@ -16,21 +13,6 @@ fn dice(a: &LabelVolume, b: &LabelVolume) -> f64 {
         s += (*x == 1) as usize + (*y == 1) as usize;
     }
     2.0 * i as f64 / s as f64
-}
-
-fn small_config() -> TrainConfig {
-    TrainConfig {
-        network: MsdConfig::new(10, 1, 1, 2),
-        epochs: 120,
-        batch_size: 4,
-        patch_size: Some(40),
-        validation_fraction: 0.2,
-        early_stopping_patience: None,
-        augmentation: Augmentation::default(),
-        loss: LossConfig { class_weights: Some(vec![1.0, 2.0]), dice_weight: 0.5 },
-        seed: 7,
-        ..TrainConfig::default()
-    }
 }
 
 #[test]

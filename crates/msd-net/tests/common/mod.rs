@@ -1,5 +1,6 @@
 //! Synthetic data shared by the integration tests.
 use msd_io::{Geometry, LabelVolume, Volume};
+use msd_net::{Augmentation, LossConfig, MsdConfig, TrainConfig};
 use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -34,4 +35,20 @@ pub fn disc_and_ring(n: usize, size: usize, seed: u64, spacing: f64) -> (Volume<
     }
     let g = Geometry::new([spacing, spacing, 2.0], [0.0; 3], Geometry::IDENTITY).unwrap();
     (Volume::new(ct, g).unwrap(), Volume::new(lb, g).unwrap())
+}
+
+/// A depth-10 network and settings that learn the disc-and-ring images in about a second.
+pub fn small_config() -> TrainConfig {
+    TrainConfig {
+        network: MsdConfig::new(10, 1, 1, 2),
+        epochs: 120,
+        batch_size: 4,
+        patch_size: Some(40),
+        validation_fraction: 0.2,
+        early_stopping_patience: None,
+        augmentation: Augmentation::default(),
+        loss: LossConfig { class_weights: Some(vec![1.0, 2.0]), dice_weight: 0.5 },
+        seed: 7,
+        ..TrainConfig::default()
+    }
 }
