@@ -4,7 +4,7 @@
 //! implements the same trait.
 use serde::{Deserialize, Serialize};
 
-use crate::{LossConfig, LossValue, MsdConfig, Params, Result};
+use crate::{Error, LossConfig, LossValue, MsdConfig, Params, Result};
 
 /// The shape of a batch: `images` images of `height × width` pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -21,6 +21,25 @@ impl BatchShape {
     /// Pixels of one image.
     pub fn pixels(&self) -> usize {
         self.height * self.width
+    }
+
+    /// Checks that the batch is not empty and that `inputs` holds `images × input_channels ×
+    /// height × width` values for `config`; returns the pixels of one image.
+    pub fn check_inputs(&self, config: &MsdConfig, inputs: &[f32]) -> Result<usize> {
+        let hw = self.height.checked_mul(self.width).filter(|&v| v > 0).ok_or_else(|| {
+            Error::InvalidInput { what: format!("batch shape {self:?} has no pixels or overflows") }
+        })?;
+        if self.images == 0 {
+            return Err(Error::InvalidInput { what: "empty batch".into() });
+        }
+        let need = hw
+            .checked_mul(config.input_channels)
+            .and_then(|v| v.checked_mul(self.images))
+            .ok_or_else(|| Error::InvalidInput { what: format!("batch shape {self:?} overflows") })?;
+        if inputs.len() != need {
+            return Err(Error::len("input batch", need, inputs.len()));
+        }
+        Ok(hw)
     }
 }
 

@@ -261,16 +261,8 @@ impl Backend for CandleBackend {
 
     fn forward(&mut self, inputs: &[f32], shape: BatchShape) -> Result<()> {
         let (n, h, w) = (shape.images, shape.height, shape.width);
-        let hw = h.checked_mul(w).filter(|&v| v > 0).ok_or_else(|| Error::InvalidInput {
-            what: format!("batch shape {shape:?} has no pixels or overflows"),
-        })?;
-        if n == 0 {
-            return Err(Error::InvalidInput { what: "empty batch".into() });
-        }
+        let hw = shape.check_inputs(&self.config, inputs)?;
         let c_in = self.config.input_channels;
-        if inputs.len() != n * c_in * hw {
-            return Err(Error::len("input batch", n * c_in * hw, inputs.len()));
-        }
         self.pass = None;
         self.loss = None;
         let (k, c_total) = (self.config.n_classes, self.config.total_channels());

@@ -121,17 +121,9 @@ impl Backend for CpuBackend {
 
     fn forward(&mut self, inputs: &[f32], shape: BatchShape) -> Result<()> {
         let (h, w, n) = (shape.height, shape.width, shape.images);
-        let hw = h.checked_mul(w).filter(|&v| v > 0).ok_or_else(|| Error::InvalidInput {
-            what: format!("batch shape {shape:?} has no pixels or overflows"),
-        })?;
-        if n == 0 {
-            return Err(Error::InvalidInput { what: "empty batch".into() });
-        }
+        let hw = shape.check_inputs(&self.config, inputs)?;
         let c_in = self.config.input_channels;
         let per_image = c_in * hw;
-        if inputs.len() != n * per_image {
-            return Err(Error::len("input batch", n * per_image, inputs.len()));
-        }
         let c_total = self.config.total_channels();
         if self.shape != Some(shape) {
             self.features = (0..n).map(|_| vec![0.0; c_total * hw]).collect();
