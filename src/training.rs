@@ -21,9 +21,11 @@
 //! Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 use msd_geom::Mesh;
+use msd_geom::{Cleanup, CleanupReport};
 use msd_io::{LabelVolume, Volume};
 use msd_net::{
-    Dataset, LossConfig, Model, MsdConfig, Segmentation, TrainConfig, TrainOutcome, TrainProgress,
+    Dataset, LossConfig, Model, MsdConfig, SegmentOptions, Segmentation, TrainConfig, TrainOutcome,
+    TrainProgress,
 };
 
 use crate::{Error, Result};
@@ -202,7 +204,31 @@ pub fn train_with_progress(
     Ok(msd_net::train(&dataset, config, progress)?)
 }
 
-/// Segments a CT with a trained model: labels and per-class probabilities on the CT's grid.
+/// Segments a CT with a model the way engineers keep a skull: the network on the scan's own grid,
+/// then [`msd_geom::Cleanup::default`] (the largest 26-connected bone component, enclosed pockets
+/// up to 100 mm³ filled). Labels on the CT's grid.
 pub fn segment(model: &Model, ct: &Volume<f32>) -> Result<Segmentation> {
-    Ok(model.segment(ct)?)
+    Ok(segment_with(model, ct, &SegmentOptions::default(), &Cleanup::default(), |_, _| {})?.0)
+}
+
+/// Segments like [`segment`] with explicit options: how the network runs, and the clean-up
+/// ([`Cleanup::none`] keeps the network's output). The clean-up applies to two-class (background,
+/// skull) models; models with more classes are returned as the network labelled them. Returns the
+/// segmentation and what the clean-up changed.
+pub fn segment_with(
+    model: &Model,
+    ct: &Volume<f32>,
+    options: &SegmentOptions,
+    cleanup: &Cleanup,
+    progress: impl FnMut(usize, usize),
+) -> Result<(Segmentation, CleanupReport)> {
+    cleanup.validate()?;
+    let mut seg = model.segment_with(ct, options, progress)?;
+    let mut report = CleanupReport::default();
+    if model.config.n_classes == 2 {
+        let (labels, r) = cleanup.apply(&seg.labels)?;
+        seg.labels = labels;
+        report = r;
+    }
+    Ok((seg, report))
 }

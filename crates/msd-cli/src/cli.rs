@@ -59,7 +59,7 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Train an MSDnet on CT scans paired with label volumes or gold-standard meshes.
     Train(TrainArgs),
-    /// Segment the skull in a CT scan with a trained model.
+    /// Segment the skull in a CT scan (with the shipped skull model, or a trained one).
     Segment(SegmentArgs),
     /// Turn a label volume into a cleaned, watertight surface mesh.
     Mesh(MeshArgs),
@@ -82,6 +82,10 @@ pub struct InfoArgs {
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Describe a DICOM series with uneven slice spacing or gantry tilt as resampled onto a
+    /// regular grid (`msd convert --resample` and `msd segment --resample` read it so).
+    #[arg(long)]
+    pub resample: bool,
 }
 
 /// `msd convert`.
@@ -94,6 +98,10 @@ pub struct ConvertArgs {
     /// The DICOM series to convert where the folder holds several (`msd info` lists their UIDs).
     #[arg(long)]
     pub series: Option<String>,
+    /// Resample a DICOM series with uneven slice spacing or gantry tilt onto a regular grid
+    /// (refused otherwise).
+    #[arg(long)]
+    pub resample: bool,
     /// Treat the input as a label volume (written as 8-bit labels).
     #[arg(long)]
     pub labels: bool,
@@ -188,12 +196,15 @@ pub enum Axes {
 /// `msd segment`.
 #[derive(Debug, Args)]
 pub struct SegmentArgs {
-    /// The trained model (safetensors).
-    #[arg(long)]
-    pub model: PathBuf,
     /// The CT scan: DICOM folder or file, NIfTI or NRRD.
+    #[arg(value_name = "SCAN", required_unless_present = "input", conflicts_with = "input")]
+    pub scan: Option<PathBuf>,
+    /// The CT scan (the same as SCAN).
     #[arg(long)]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
+    /// The trained model (safetensors); default: the skull model that ships with msd.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// The label volume to write: .nii, .nii.gz or .nrrd.
     #[arg(long)]
     pub out: PathBuf,
@@ -212,6 +223,24 @@ pub struct SegmentArgs {
     /// Also write the skull probability volume here.
     #[arg(long)]
     pub probabilities: Option<PathBuf>,
+    /// Resample a DICOM series with uneven slice spacing or gantry tilt onto a regular grid
+    /// (refused otherwise).
+    #[arg(long)]
+    pub resample: bool,
+    /// Resample each plane to the model's pixel spacing and the probabilities back, instead of
+    /// segmenting on the scan's own grid.
+    #[arg(long)]
+    pub resample_to_model: bool,
+    /// Keep the network's output as it is: no clean-up (by default only the largest connected
+    /// bone component is kept and enclosed pockets are filled, as engineers do).
+    #[arg(long)]
+    pub no_cleanup: bool,
+    /// Keep every bone component of at least this volume (mm³) instead of only the largest.
+    #[arg(long, value_name = "MM3")]
+    pub keep_above: Option<f64>,
+    /// Fill enclosed pockets up to this volume (mm³; 0: none).
+    #[arg(long, value_name = "MM3", default_value_t = 100.0)]
+    pub fill_cavities: f64,
 }
 
 /// `msd mesh`.

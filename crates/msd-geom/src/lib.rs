@@ -11,6 +11,7 @@
 //! | surface → label | [`voxelize()`] (voxel centre inside; three-direction winding-number vote) |
 //! | files | [`read_mesh`], [`write_mesh`], [`read_stl`], [`write_stl`], and [`io`] for PLY with colour/scalars, OBJ, ASCII STL |
 //! | measures and checks | [`Mesh::area`], [`Mesh::enclosed_volume`], [`Mesh::bounds`], [`Mesh::vertex_normals`], [`Mesh::connected_components`], [`Mesh::check`] → [`MeshCheck`] |
+//! | label clean-up | [`Cleanup`] (the engineers' recipe: largest 26-connected component, pockets filled), [`label_components`] |
 //! | clean-up | [`Mesh::keep_largest_components`], [`Mesh::drop_small_components`], [`fill_cavities`], [`smooth_taubin`], [`decimate()`] |
 //! | alignment | [`align_icp`], [`align_to_volume`] |
 //!
@@ -72,6 +73,7 @@
 
 pub mod align;
 pub mod cavities;
+pub mod components;
 pub mod decimate;
 mod error;
 pub mod io;
@@ -82,6 +84,9 @@ pub mod voxelize;
 
 pub use align::{AlignOptions, Alignment, align_icp, align_to_volume};
 pub use cavities::fill_cavities;
+pub use components::{
+    Cleanup, CleanupReport, Connectivity, KeepComponents, LabelComponents, label_components,
+};
 pub use decimate::{DecimateOptions, Decimation, decimate};
 pub use error::{Error, Result};
 pub use io::{read_mesh, read_stl, write_mesh, write_stl};

@@ -95,6 +95,18 @@ pub fn read_volume(path: impl AsRef<Path>) -> Result<Volume<f32>> {
     }
 }
 
+/// Reads a volume like [`read_volume`], with explicit options for DICOM input (series, and whether
+/// a series with uneven slice spacing or gantry tilt is resampled onto a regular grid or refused).
+/// NIfTI and NRRD files ignore the options.
+pub fn read_volume_with(path: impl AsRef<Path>, options: &dicom::ReadOptions) -> Result<Volume<f32>> {
+    let path = path.as_ref();
+    match detect(path)? {
+        Format::Nifti => nifti::read(path),
+        Format::Nrrd => nrrd::read(path),
+        Format::Dicom => Ok(dicom::read_series(path, options)?.volume),
+    }
+}
+
 /// Reads a label volume (NIfTI-1 or NRRD) whose values are integers in 0..=255.
 ///
 /// Any other value (fractional, negative, above 255, NaN) gives [`Error::NotLabels`] naming the first

@@ -81,7 +81,13 @@ impl CpuBackend {
 }
 
 /// Logits of the final 1×1 layer for one image, `[k][hw]`.
-fn final_layer(config: &MsdConfig, params: &Params, features: &[f32], hw: usize, logits: &mut [f32]) {
+pub(crate) fn final_layer(
+    config: &MsdConfig,
+    params: &Params,
+    features: &[f32],
+    hw: usize,
+    logits: &mut [f32],
+) {
     let c_total = config.total_channels();
     const CHUNK: usize = 4096;
     logits.par_chunks_mut(hw).enumerate().for_each(|(k, plane)| {

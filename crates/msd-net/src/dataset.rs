@@ -5,11 +5,14 @@ use ndarray::{Array3, s};
 use crate::resample::{resample_labels, resample_plane, resampled_len};
 use crate::{Error, Result};
 
-/// One CT volume and its labels, resampled in-plane to the dataset's pixel spacing.
+/// One CT volume and its labels, at their own pixel spacing or resampled in-plane to the
+/// dataset's.
 #[derive(Debug, Clone)]
 struct Case {
     ct: Array3<f32>,
     labels: Array3<u8>,
+    /// Voxel spacing `(x, y, z)` in mm of `ct` and `labels`.
+    spacing: [f64; 3],
 }
 
 /// Where a training sample comes from: a case and an axial slice index.
@@ -24,8 +27,10 @@ pub struct SliceRef {
 /// CT / label pairs for training, sampled as axial slices (one input channel) or 2.5D slabs
 /// (`2k + 1` channels: the slice and `k` neighbours on each side, edge slices repeated).
 ///
-/// Every case is resampled in-plane to one pixel spacing (the first case's, or the one given to
-/// [`Dataset::with_pixel_spacing`]); labels by nearest neighbour, CT bilinearly.
+/// Cases keep their own pixel spacing (training resamples each sample to the pixel sizes its
+/// [`crate::Augmentation`] asks for), unless [`Dataset::with_pixel_spacing`] fixes one spacing for
+/// all: then every case is resampled in-plane to it when added, the CT bilinearly and the labels by
+/// linear interpolation of each class's indicator.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     input_channels: usize,
@@ -66,26 +71,61 @@ impl Dataset {
     /// Adds a CT volume (HU) and its label volume, which must share its grid.
     pub fn add(&mut self, ct: &Volume<f32>, labels: &LabelVolume) -> Result<()> {
         ct.check_same_grid(labels, 1e-3)?;
-        let [sx, sy, _] = ct.geometry().spacing();
-        let target = *self.pixel_spacing_mm.get_or_insert([sx, sy]);
+        let [sx, sy, sz] = ct.geometry().spacing();
+        let Some(target) = self.pixel_spacing_mm else {
+            let max_label = labels.data().iter().copied().max().unwrap_or(0) as usize;
+            self.n_classes = self.n_classes.max(max_label + 1);
+            self.cases.push(Case {
+                ct: ct.data().to_owned(),
+                labels: labels.data().to_owned(),
+                spacing: [sx, sy, sz],
+            });
+            self.originals.push(ct.clone());
+            return Ok(());
+        };
         let [nz, ny, nx] = ct.shape();
         let (ox, oy) = (resampled_len(nx, sx, target[0]), resampled_len(ny, sy, target[1]));
         let (cs, rs) = (target[0] / sx, target[1] / sy);
+        let max_label = labels.data().iter().copied().max().unwrap_or(0);
         let mut ct_out = Array3::<f32>::zeros((nz, oy, ox));
         let mut lb_out = Array3::<u8>::zeros((nz, oy, ox));
         for z in 0..nz {
             let plane: Vec<f32> = ct.data().index_axis(ndarray::Axis(0), z).iter().copied().collect();
             let lplane: Vec<u8> = labels.data().index_axis(ndarray::Axis(0), z).iter().copied().collect();
             let r = resample_plane(&plane, ny, nx, oy, ox, rs, cs);
-            let l = resample_labels(&lplane, ny, nx, oy, ox, rs, cs);
+            let l = resample_labels(&lplane, max_label, ny, nx, oy, ox, rs, cs);
             ct_out.index_axis_mut(ndarray::Axis(0), z).iter_mut().zip(r).for_each(|(d, s)| *d = s);
             lb_out.index_axis_mut(ndarray::Axis(0), z).iter_mut().zip(l).for_each(|(d, s)| *d = s);
         }
-        let max_label = lb_out.iter().copied().max().unwrap_or(0) as usize;
-        self.n_classes = self.n_classes.max(max_label + 1);
-        self.cases.push(Case { ct: ct_out, labels: lb_out });
+        self.n_classes = self.n_classes.max(max_label as usize + 1);
+        self.cases.push(Case { ct: ct_out, labels: lb_out, spacing: [target[0], target[1], sz] });
         self.originals.push(ct.clone());
         Ok(())
+    }
+
+    /// The voxel spacing `(x, y, z)` in mm of a case's samples.
+    ///
+    /// # Panics
+    ///
+    /// If `case` is not below [`Dataset::cases`].
+    pub fn case_spacing(&self, case: usize) -> [f64; 3] {
+        self.cases[case].spacing
+    }
+
+    /// Axial slice `z` of a case's CT in HU, `[rows][cols]`; `z` outside the volume repeats the
+    /// edge slice.
+    pub(crate) fn plane(&self, case: usize, z: i64) -> Vec<f32> {
+        let ct = &self.cases[case].ct;
+        let z = z.clamp(0, ct.dim().0 as i64 - 1) as usize;
+        ct.index_axis(ndarray::Axis(0), z).iter().copied().collect()
+    }
+
+    /// Axial slice `z` of a case's labels, `[rows][cols]`; `z` outside the volume repeats the edge
+    /// slice.
+    pub(crate) fn label_plane(&self, case: usize, z: i64) -> Vec<u8> {
+        let l = &self.cases[case].labels;
+        let z = z.clamp(0, l.dim().0 as i64 - 1) as usize;
+        l.index_axis(ndarray::Axis(0), z).iter().copied().collect()
     }
 
     /// Input channels per sample.
@@ -93,9 +133,10 @@ impl Dataset {
         self.input_channels
     }
 
-    /// The in-plane pixel spacing `(columns, rows)` in mm of the samples (`None` while empty).
+    /// The in-plane pixel spacing `(columns, rows)` in mm that cases are resampled to, or, when
+    /// none was fixed, the first case's (`None` while empty).
     pub fn pixel_spacing_mm(&self) -> Option<[f64; 2]> {
-        self.pixel_spacing_mm
+        self.pixel_spacing_mm.or_else(|| self.cases.first().map(|c| [c.spacing[0], c.spacing[1]]))
     }
 
     /// Classes seen in the labels (at least 2: the largest label + 1).

@@ -1,12 +1,24 @@
-//! Applying a model to a whole CT volume: slice by slice in parallel, resampled to the model's
-//! pixel spacing and back, optionally fusing axial, coronal and sagittal passes.
+//! Applying a model to a whole CT volume, plane by plane, on the scan's own pixel grid.
+//!
+//! A model trained with resolution augmentation serves any clinical pixel size, so by default each
+//! plane is segmented as it is: no resampling, nothing lost to interpolating the scan and the
+//! result. [`SegmentOptions::resample_to_model`] resamples each plane to the model's pixel spacing
+//! instead, and the class probabilities (never labels) back. Several plane orientations can be
+//! fused by averaging their probabilities.
+//!
+//! Inference keeps no training state: one feature buffer of `total_channels · rows · cols` floats
+//! is reused for every plane, the kernels parallelise within it, and per-class probability volumes
+//! are kept only when asked for.
 use msd_io::{LabelVolume, Volume};
 use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 
+use crate::cpu::final_layer;
+use crate::kernels::{self, Isa};
+use crate::loss::softmax_planes;
 use crate::resample::{resample_plane, resampled_len};
 use crate::train::argmax;
-use crate::{Backend, BatchShape, CpuBackend, Error, Model, Result};
+use crate::{Error, Model, Result};
 
 /// The orientation of the 2D planes a volume is cut into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,19 +31,44 @@ pub enum SliceAxis {
     Sagittal,
 }
 
-/// How [`Model::segment_with`] runs.
+/// How [`Model::segment_with`] runs. Build it with [`SegmentOptions::default`] and the `with_`
+/// methods.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SegmentOptions {
     /// The plane orientations to run; with more than one, their probabilities are averaged.
     pub axes: Vec<SliceAxis>,
-    /// Resample each plane to the model's pixel spacing (and the result back).
-    pub resample: bool,
+    /// Resample each plane to the model's pixel spacing, and the probabilities back (default
+    /// `false`: the scan's own grid).
+    pub resample_to_model: bool,
+    /// Keep one probability volume per class in [`Segmentation::probabilities`] (default `false`).
+    pub keep_probabilities: bool,
 }
 
 impl Default for SegmentOptions {
-    /// Axial planes, resampled to the model's spacing.
+    /// Axial planes on the scan's own grid; labels only.
     fn default() -> Self {
-        SegmentOptions { axes: vec![SliceAxis::Axial], resample: true }
+        SegmentOptions { axes: vec![SliceAxis::Axial], resample_to_model: false, keep_probabilities: false }
+    }
+}
+
+impl SegmentOptions {
+    /// Returns the options with these plane orientations.
+    pub fn with_axes(mut self, axes: Vec<SliceAxis>) -> Self {
+        self.axes = axes;
+        self
+    }
+
+    /// Returns the options with resampling to the model's pixel spacing switched on or off.
+    pub fn with_resample_to_model(mut self, resample: bool) -> Self {
+        self.resample_to_model = resample;
+        self
+    }
+
+    /// Returns the options with the per-class probability volumes kept or not.
+    pub fn with_probabilities(mut self, keep: bool) -> Self {
+        self.keep_probabilities = keep;
+        self
     }
 }
 
@@ -40,7 +77,8 @@ impl Default for SegmentOptions {
 pub struct Segmentation {
     /// The arg-max class of every voxel.
     pub labels: LabelVolume,
-    /// One probability volume per class (they sum to 1 at every voxel).
+    /// One probability volume per class (they sum to 1 at every voxel), when
+    /// [`SegmentOptions::keep_probabilities`] asked for them; empty otherwise.
     pub probabilities: Vec<Volume<f32>>,
 }
 
@@ -65,15 +103,67 @@ fn plane_axis(axis: SliceAxis) -> Axis {
     }
 }
 
+/// Runs a model's forward pass on single images, reusing one feature buffer.
+struct Predictor<'a> {
+    model: &'a Model,
+    isa: Isa,
+    features: Vec<f32>,
+}
+
+impl<'a> Predictor<'a> {
+    fn new(model: &'a Model) -> Self {
+        Predictor { model, isa: Isa::detect(), features: Vec::new() }
+    }
+
+    /// Class probabilities `[n_classes][h][w]` of a normalised input `[input_channels][h][w]`.
+    fn predict(&mut self, input: &[f32], h: usize, w: usize, probs: &mut Vec<f32>) -> Result<()> {
+        let config = &self.model.config;
+        let hw = h
+            .checked_mul(w)
+            .filter(|&v| v > 0)
+            .ok_or_else(|| Error::InvalidInput { what: format!("an image of {h} × {w} pixels") })?;
+        if input.len() != config.input_channels * hw {
+            return Err(Error::len("input image", config.input_channels * hw, input.len()));
+        }
+        let need = config.total_channels().checked_mul(hw).ok_or_else(|| Error::InvalidInput {
+            what: format!("feature buffer of {} channels × {h} × {w} overflows", config.total_channels()),
+        })?;
+        self.features.resize(need, 0.0);
+        self.features[..input.len()].copy_from_slice(input);
+        let params = &self.model.params;
+        kernels::forward(
+            self.isa,
+            config,
+            &params.conv_weights,
+            &params.conv_biases,
+            &mut self.features,
+            h,
+            w,
+        )?;
+        probs.resize(config.n_classes * hw, 0.0);
+        final_layer(config, params, &self.features, hw, probs);
+        softmax_planes(probs, config.n_classes);
+        Ok(())
+    }
+}
+
+/// Where the fused result of several passes is gathered.
+enum Accumulator {
+    /// One pass, labels only: each plane's arg-max is written directly.
+    Labels(Array3<u8>),
+    /// Several passes or probabilities asked for: per-class sums.
+    Sums(Vec<Array3<f32>>),
+}
+
 impl Model {
-    /// Segments a CT volume (HU) slice by slice along the axial axis, with resampling to the
-    /// model's pixel spacing: per-class probabilities and labels on the CT's grid.
+    /// Segments a CT volume (HU) with the default [`SegmentOptions`]: axial planes on the scan's own
+    /// grid; labels on the CT's grid.
     pub fn segment(&self, ct: &Volume<f32>) -> Result<Segmentation> {
         self.segment_with(ct, &SegmentOptions::default(), |_, _| {})
     }
 
     /// Segments a CT volume with explicit options; `progress(done, total)` is called as planes
-    /// finish (from the calling thread's perspective, in completion order).
+    /// finish.
     pub fn segment_with(
         &self,
         ct: &Volume<f32>,
@@ -86,79 +176,107 @@ impl Model {
         }
         let k = self.config.n_classes;
         let shape = ct.shape();
-        let total_planes: usize =
-            options.axes.iter().map(|a| plane_layout(*a, shape, ct.geometry().spacing()).0).sum();
-        let mut sum: Vec<Array3<f32>> =
-            (0..k).map(|_| Array3::zeros((shape[0], shape[1], shape[2]))).collect();
+        let spacing = ct.geometry().spacing();
+        let total_planes: usize = options.axes.iter().map(|a| plane_layout(*a, shape, spacing).0).sum();
+        let dims = (shape[0], shape[1], shape[2]);
+        let mut acc = if options.axes.len() == 1 && !options.keep_probabilities {
+            Accumulator::Labels(Array3::zeros(dims))
+        } else {
+            Accumulator::Sums((0..k).map(|_| Array3::zeros(dims)).collect())
+        };
+        // The network's input once for the whole volume: every plane is normalised once, and a
+        // 2.5D model reads neighbouring planes from here.
+        let normalised = ct.data().mapv(|v| self.normalization.apply(v));
+        let mut predictor = Predictor::new(self);
+        let mut probs = Vec::new();
         let mut done = 0;
+        let half = (self.config.input_channels / 2) as isize;
         for &axis in &options.axes {
-            let (n, rows, cols, rs, cs) = plane_layout(axis, shape, ct.geometry().spacing());
-            let (mr, mc) = if options.resample {
+            let (n, rows, cols, rs, cs) = plane_layout(axis, shape, spacing);
+            let (mr, mc) = if options.resample_to_model {
                 (self.pixel_spacing_mm[1], self.pixel_spacing_mm[0])
             } else {
                 (rs, cs)
             };
             let (orows, ocols) = (resampled_len(rows, rs, mr), resampled_len(cols, cs, mc));
             let pa = plane_axis(axis);
-            let half = (self.config.input_channels / 2) as isize;
-            // Planes in parallel; each returns its k probability planes on the CT's plane grid.
-            let planes: Vec<Vec<f32>> = (0..n)
-                .into_par_iter()
-                .map(|i| -> Result<Vec<f32>> {
-                    let mut input = Vec::with_capacity(self.config.input_channels * orows * ocols);
-                    for dz in -half..=half {
-                        let j = (i as isize + dz).clamp(0, n as isize - 1) as usize;
-                        let plane: Vec<f32> = ct.data().index_axis(pa, j).iter().copied().collect();
-                        let r = resample_plane(&plane, rows, cols, orows, ocols, mr / rs, mc / cs);
-                        input.extend(r.into_iter().map(|v| self.normalization.apply(v)));
+            let mut input = Vec::with_capacity(self.config.input_channels * orows * ocols);
+            for i in 0..n {
+                input.clear();
+                for dz in -half..=half {
+                    let j = (i as isize + dz).clamp(0, n as isize - 1) as usize;
+                    let plane = normalised.index_axis(pa, j);
+                    if orows == rows && ocols == cols {
+                        input.extend(plane.iter());
+                    } else {
+                        let p: Vec<f32> = plane.iter().copied().collect();
+                        input.extend(resample_plane(&p, rows, cols, orows, ocols, mr / rs, mc / cs));
                     }
-                    let mut backend = CpuBackend::new(&self.config)?;
-                    backend.set_params(&self.params)?;
-                    backend.forward(&input, BatchShape { images: 1, height: orows, width: ocols })?;
-                    let mut probs = vec![0.0; k * orows * ocols];
-                    backend.probabilities(&mut probs)?;
-                    let mut out = Vec::with_capacity(k * rows * cols);
-                    for c in 0..k {
-                        let p = &probs[c * orows * ocols..(c + 1) * orows * ocols];
-                        out.extend(resample_plane(p, orows, ocols, rows, cols, rs / mr, cs / mc));
+                }
+                predictor.predict(&input, orows, ocols, &mut probs)?;
+                let back: Vec<f32>;
+                let on_grid: &[f32] = if orows == rows && ocols == cols {
+                    &probs
+                } else {
+                    back = (0..k)
+                        .flat_map(|c| {
+                            let p = &probs[c * orows * ocols..(c + 1) * orows * ocols];
+                            resample_plane(p, orows, ocols, rows, cols, rs / mr, cs / mc)
+                        })
+                        .collect();
+                    &back
+                };
+                let hw = rows * cols;
+                match &mut acc {
+                    Accumulator::Labels(labels) => {
+                        let mut view = labels.index_axis_mut(pa, i);
+                        let plane: Vec<u8> = (0..hw)
+                            .into_par_iter()
+                            .map(|p| argmax((0..k).map(|c| on_grid[c * hw + p])) as u8)
+                            .collect();
+                        view.iter_mut().zip(plane).for_each(|(d, s)| *d = s);
                     }
-                    Ok(out)
-                })
-                .collect::<Result<_>>()?;
-            for (i, p) in planes.iter().enumerate() {
-                for (c, s) in sum.iter_mut().enumerate() {
-                    let mut view = s.index_axis_mut(pa, i);
-                    for (d, v) in view.iter_mut().zip(&p[c * rows * cols..(c + 1) * rows * cols]) {
-                        *d += v;
+                    Accumulator::Sums(sums) => {
+                        for (c, s) in sums.iter_mut().enumerate() {
+                            let mut view = s.index_axis_mut(pa, i);
+                            view.iter_mut().zip(&on_grid[c * hw..(c + 1) * hw]).for_each(|(d, v)| *d += v);
+                        }
                     }
                 }
                 done += 1;
                 progress(done, total_planes);
             }
         }
-        let scale = 1.0 / options.axes.len() as f32;
-        let labels = Array3::from_shape_fn((shape[0], shape[1], shape[2]), |(z, y, x)| {
-            argmax(sum.iter().map(|s| s[[z, y, x]])) as u8
-        });
-        let probabilities = sum
-            .into_iter()
-            .map(|mut s| {
-                s.mapv_inplace(|v| v * scale);
-                ct.with_data(s)
-            })
-            .collect::<msd_io::Result<Vec<_>>>()?;
-        Ok(Segmentation { labels: ct.with_data(labels)?, probabilities })
+        match acc {
+            Accumulator::Labels(labels) => {
+                Ok(Segmentation { labels: ct.with_data(labels)?, probabilities: Vec::new() })
+            }
+            Accumulator::Sums(sums) => {
+                let labels =
+                    Array3::from_shape_fn(dims, |(z, y, x)| argmax(sums.iter().map(|s| s[[z, y, x]])) as u8);
+                let probabilities = if options.keep_probabilities {
+                    let scale = 1.0 / options.axes.len() as f32;
+                    sums.into_iter()
+                        .map(|mut s| {
+                            s.mapv_inplace(|v| v * scale);
+                            ct.with_data(s)
+                        })
+                        .collect::<msd_io::Result<Vec<_>>>()?
+                } else {
+                    Vec::new()
+                };
+                Ok(Segmentation { labels: ct.with_data(labels)?, probabilities })
+            }
+        }
     }
 
     /// Class probabilities `[n_classes][h][w]` for one image given in HU, `[input_channels][h][w]`,
-    /// at the model's pixel spacing (no resampling).
+    /// at the image's own pixel spacing.
     pub fn predict_image(&self, hu: &[f32], height: usize, width: usize) -> Result<Vec<f32>> {
-        let mut backend = CpuBackend::new(&self.config)?;
-        backend.set_params(&self.params)?;
+        self.validate()?;
         let input: Vec<f32> = hu.iter().map(|&v| self.normalization.apply(v)).collect();
-        backend.forward(&input, BatchShape { images: 1, height, width })?;
-        let mut probs = vec![0.0; self.config.n_classes * height * width];
-        backend.probabilities(&mut probs)?;
+        let mut probs = Vec::new();
+        Predictor::new(self).predict(&input, height, width, &mut probs)?;
         Ok(probs)
     }
 }

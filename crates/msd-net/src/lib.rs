@@ -58,15 +58,16 @@
 //!
 //! ```
 //! use msd_io::{Geometry, Volume};
-//! use msd_net::{Model, MsdConfig, Normalization};
+//! use msd_net::{Model, MsdConfig, Normalization, SegmentOptions};
 //! use ndarray::Array3;
 //!
 //! // A small untrained network (depth 4) applied to a 3-slice volume.
 //! let model = Model::new(MsdConfig::new(4, 1, 1, 2), Normalization::default(), 42)?;
 //! let ct = Volume::new(Array3::<f32>::from_elem((3, 20, 24), -1000.0), Geometry::default())?;
-//! let seg = model.segment(&ct)?;
+//! let seg = model.segment(&ct)?; // on the scan's own grid, labels only
 //! assert_eq!(seg.labels.shape(), [3, 20, 24]);
-//! assert_eq!(seg.probabilities.len(), 2);
+//! let with_probs = model.segment_with(&ct, &SegmentOptions::default().with_probabilities(true), |_, _| {})?;
+//! assert_eq!(with_probs.probabilities.len(), 2);
 //!
 //! // Save and load (safetensors with JSON metadata, written atomically).
 //! let dir = tempfile::tempdir()?;
@@ -77,6 +78,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod augment;
 mod backend;
 mod candle_backend;
 mod candle_msd;
@@ -96,6 +98,7 @@ mod params;
 mod resample;
 mod train;
 
+pub use augment::Augmentation;
 pub use backend::{AdamConfig, AdamState, Backend, BatchShape};
 pub use candle_backend::CandleBackend;
 pub use candle_msd::{CandleMsd, symmetric_pad};
@@ -110,6 +113,5 @@ pub use model::{MODEL_FORMAT_VERSION, Model};
 pub use normalization::Normalization;
 pub use params::Params;
 pub use train::{
-    Augmentation, Engine, EpochStats, StopReason, TrainConfig, TrainOutcome, TrainProgress, train,
-    train_with_backend,
+    Engine, EpochStats, StopReason, TrainConfig, TrainOutcome, TrainProgress, train, train_with_backend,
 };

@@ -2,7 +2,7 @@
 //! trained at and provenance, stored as one safetensors file with JSON metadata.
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -107,9 +107,16 @@ impl Model {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&bytes)
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Reads a model from the bytes of a file written by [`Model::save`]; `path` names the source
+    /// in errors.
+    pub fn from_bytes(bytes: &[u8], path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let st = SafeTensors::deserialize(bytes)
             .map_err(|e| Error::Format { path: path.into(), what: e.to_string() })?;
-        let meta_json = read_meta(path, &bytes)?;
+        let meta_json = read_meta(path, bytes)?;
         let meta_json = meta_json.get(META_KEY).ok_or_else(|| Error::Metadata {
             path: path.into(),
             what: format!("no `{META_KEY}` metadata entry"),
@@ -173,20 +180,8 @@ pub(crate) fn write_tensors(
     let meta: HashMap<String, String> = meta.into_iter().collect();
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::Format { path: path.into(), what: e.to_string() })?;
-    write_atomic(path, &data)
-}
-
-/// Writes `data` to a temporary file beside `path`, syncs it and renames it over `path`.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
-    tmp.write_all(data).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    // One atomic writer for the workspace (temporary file, sync, rename; permissions 0644).
+    msd_io::write_atomic(path, |w: &mut dyn Write| w.write_all(&data).map_err(|e| Error::io(path, e)))
 }
 
 /// The metadata map of a safetensors buffer.

@@ -42,9 +42,14 @@ pub(crate) fn resample_plane(
     out
 }
 
-/// Nearest-neighbour resampling of a label plane (same mapping as [`resample_plane`]).
+/// Resampling of a label plane (same mapping as [`resample_plane`]): each class's indicator is
+/// interpolated bilinearly and every output pixel takes the class with the largest share (the
+/// background's share being what the others leave), so boundaries move smoothly instead of in
+/// whole source pixels.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn resample_labels(
     src: &[u8],
+    max_label: u8,
     rows: usize,
     cols: usize,
     out_rows: usize,
@@ -52,15 +57,22 @@ pub(crate) fn resample_labels(
     row_scale: f64,
     col_scale: f64,
 ) -> Vec<u8> {
-    let mut out = vec![0u8; out_rows * out_cols];
-    for (i, row) in out.chunks_exact_mut(out_cols.max(1)).enumerate() {
-        let r = ((i as f64 * row_scale).round() as usize).min(rows - 1);
-        for (j, v) in row.iter_mut().enumerate() {
-            let c = ((j as f64 * col_scale).round() as usize).min(cols - 1);
-            *v = src[r * cols + c];
+    let mut best = vec![(0u8, 0.0f32); out_rows * out_cols];
+    let mut total = vec![0.0f32; out_rows * out_cols];
+    for class in 1..=max_label {
+        let ind: Vec<f32> = src.iter().map(|&l| f32::from(l == class)).collect();
+        if !ind.iter().any(|&v| v > 0.0) {
+            continue;
+        }
+        let r = resample_plane(&ind, rows, cols, out_rows, out_cols, row_scale, col_scale);
+        for ((b, t), v) in best.iter_mut().zip(total.iter_mut()).zip(r) {
+            *t += v;
+            if v > b.1 {
+                *b = (class, v);
+            }
         }
     }
-    out
+    best.iter().zip(&total).map(|(&(c, v), &t)| if v > 1.0 - t { c } else { 0 }).collect()
 }
 
 #[cfg(test)]

@@ -3,85 +3,18 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
+use crate::augment::training_sample;
 use crate::dataset::SliceRef;
 use crate::model::{read_checkpoint, write_checkpoint};
 use crate::{
-    AdamConfig, Backend, BatchShape, CpuBackend, Dataset, Error, LossConfig, Model, MsdConfig, Normalization,
-    Result,
+    AdamConfig, Augmentation, Backend, BatchShape, CpuBackend, Dataset, Error, LossConfig, Model, MsdConfig,
+    Normalization, Result,
 };
-
-/// Data augmentation applied to each training sample.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Augmentation {
-    /// Random flips and 90° rotations (the 8 symmetries of the square; transposes only for square
-    /// crops).
-    pub flips_rotations: bool,
-    /// Relative intensity scale jitter: input × (1 + U(−s, s)) (0 disables).
-    pub intensity_scale: f32,
-    /// Intensity shift jitter in normalised units: + U(−s, s) (0 disables).
-    pub intensity_shift: f32,
-    /// Standard deviation of Gaussian noise added in normalised units (0 disables).
-    pub noise_std: f32,
-    /// Relative zoom jitter `r`: each sample is zoomed by a factor `U(1 − r, 1 + r)` about the
-    /// centre of its crop (input bilinear, labels nearest, mirrored where the zoomed-out window
-    /// leaves the slice), so that the model sees the anatomy at pixel spacings within about ±r of
-    /// the spacing it is trained at (0 disables; `0 ≤ r < 1`).
-    #[serde(default)]
-    pub scale_range: f32,
-}
-
-impl Default for Augmentation {
-    /// Flips and rotations, ±5 % intensity scale, ±0.05 shift, noise σ = 0.02, zoom ×U(0.9, 1.1).
-    fn default() -> Self {
-        Augmentation {
-            flips_rotations: true,
-            intensity_scale: 0.05,
-            intensity_shift: 0.05,
-            noise_std: 0.02,
-            scale_range: 0.1,
-        }
-    }
-}
-
-impl Augmentation {
-    /// No augmentation at all.
-    pub fn none() -> Self {
-        Augmentation {
-            flips_rotations: false,
-            intensity_scale: 0.0,
-            intensity_shift: 0.0,
-            noise_std: 0.0,
-            scale_range: 0.0,
-        }
-    }
-
-    /// Checks that every amount is finite and non-negative and the zoom range is below 1.
-    pub fn validate(&self) -> Result<()> {
-        let amounts = [
-            ("intensity scale", self.intensity_scale),
-            ("intensity shift", self.intensity_shift),
-            ("noise σ", self.noise_std),
-            ("scale range", self.scale_range),
-        ];
-        if let Some((name, v)) = amounts.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
-            return Err(Error::InvalidTrainConfig {
-                what: format!("augmentation {name} {v} must be finite and non-negative"),
-            });
-        }
-        if self.scale_range >= 1.0 {
-            return Err(Error::InvalidTrainConfig {
-                what: format!("augmentation scale range {} must be below 1", self.scale_range),
-            });
-        }
-        Ok(())
-    }
-}
 
 /// Everything that controls a training run.
 #[derive(Debug, Clone, PartialEq)]
@@ -307,154 +240,6 @@ fn split(dataset: &Dataset, config: &TrainConfig) -> (Vec<SliceRef>, Vec<SliceRe
     (all, val)
 }
 
-/// One augmented, normalised training sample from slice `s`: a random `crop` (rows, columns),
-/// zoomed, normalised, flipped or rotated and jittered as `aug` says, drawing from `rng` only.
-fn training_sample(
-    dataset: &Dataset,
-    s: SliceRef,
-    (ch, cw): (usize, usize),
-    aug: &Augmentation,
-    normalization: &Normalization,
-    rng: &mut StdRng,
-) -> (Vec<f32>, Vec<u8>) {
-    let c_in = dataset.input_channels();
-    let (h, w) = dataset.slice_shape(s);
-    let y0 = rng.random_range(0..=h - ch);
-    let x0 = rng.random_range(0..=w - cw);
-    let (mut x, l) = if aug.scale_range > 0.0 {
-        let zoom = 1.0 + rng.random_range(-aug.scale_range..aug.scale_range) as f64;
-        let (x, l) = dataset.crop(s, 0, 0, h, w);
-        let centre = [y0 as f64 + ch as f64 / 2.0, x0 as f64 + cw as f64 / 2.0];
-        (
-            zoom_planes(&x, c_in, (h, w), centre, zoom, (ch, cw)),
-            zoom_labels(&l, (h, w), centre, zoom, (ch, cw)),
-        )
-    } else {
-        dataset.crop(s, y0, x0, ch, cw)
-    };
-    for v in x.iter_mut() {
-        *v = normalization.apply(*v);
-    }
-    let t: u8 = if aug.flips_rotations { rng.random_range(0..if ch == cw { 8 } else { 4 }) } else { 0 };
-    let mut x = dihedral(&x, c_in, ch, cw, t);
-    let lf: Vec<f32> = l.iter().map(|&v| v as f32).collect();
-    let l: Vec<u8> = dihedral(&lf, 1, ch, cw, t).iter().map(|&v| v as u8).collect();
-    let scale = 1.0
-        + if aug.intensity_scale > 0.0 {
-            rng.random_range(-aug.intensity_scale..aug.intensity_scale)
-        } else {
-            0.0
-        };
-    let shift = if aug.intensity_shift > 0.0 {
-        rng.random_range(-aug.intensity_shift..aug.intensity_shift)
-    } else {
-        0.0
-    };
-    // `validate` has checked σ (finite, non-negative), so the distribution exists.
-    let noise = Normal::new(0.0f32, aug.noise_std).ok().filter(|_| aug.noise_std > 0.0);
-    for v in x.iter_mut() {
-        *v = *v * scale + shift;
-        if let Some(n) = &noise {
-            *v += n.sample(rng);
-        }
-    }
-    (x, l)
-}
-
-/// `i` mirrored into `0..n` the way numpy's `symmetric` padding does (the edge pixel repeated,
-/// period `2n`).
-fn mirror(i: i64, n: usize) -> usize {
-    let n = n as i64;
-    let m = i.rem_euclid(2 * n);
-    (if m < n { m } else { 2 * n - 1 - m }) as usize
-}
-
-/// The source coordinate (in pixel-index units) of output pixel `o` of an `out_len`-pixel axis
-/// zoomed by `zoom` about `centre` (continuous coordinates: pixel `i` covers `[i, i + 1)`).
-fn zoom_source(o: usize, out_len: usize, centre: f64, zoom: f64) -> f64 {
-    centre + (o as f64 + 0.5 - out_len as f64 / 2.0) / zoom - 0.5
-}
-
-/// Bilinear zoom of planes `[channels][h][w]` by `zoom` (> 1 enlarges) about the point `centre`
-/// (row, column; continuous pixel coordinates), sampled onto an `out` (rows, columns) grid centred
-/// there; mirrored borders. With `zoom` 1 and a centre on the pixel grid it is an exact crop.
-fn zoom_planes(
-    src: &[f32],
-    channels: usize,
-    (h, w): (usize, usize),
-    centre: [f64; 2],
-    zoom: f64,
-    (oh, ow): (usize, usize),
-) -> Vec<f32> {
-    let taps = |n_out: usize, n_in: usize, c: f64| -> Vec<(usize, usize, f32)> {
-        (0..n_out)
-            .map(|o| {
-                let p = zoom_source(o, n_out, c, zoom);
-                let i = p.floor();
-                let f = (p - i) as f32;
-                (mirror(i as i64, n_in), mirror(i as i64 + 1, n_in), f)
-            })
-            .collect()
-    };
-    let (rows, cols) = (taps(oh, h, centre[0]), taps(ow, w, centre[1]));
-    let mut out = Vec::with_capacity(channels * oh * ow);
-    for plane in src.chunks_exact(h * w).take(channels) {
-        for &(y0, y1, fy) in &rows {
-            let (r0, r1) = (&plane[y0 * w..(y0 + 1) * w], &plane[y1 * w..(y1 + 1) * w]);
-            out.extend(cols.iter().map(|&(x0, x1, fx)| {
-                let top = r0[x0] * (1.0 - fx) + r0[x1] * fx;
-                let bottom = r1[x0] * (1.0 - fx) + r1[x1] * fx;
-                top * (1.0 - fy) + bottom * fy
-            }));
-        }
-    }
-    out
-}
-
-/// Nearest-neighbour zoom of a label plane `[h][w]`, on the grid [`zoom_planes`] uses.
-fn zoom_labels(
-    src: &[u8],
-    (h, w): (usize, usize),
-    centre: [f64; 2],
-    zoom: f64,
-    (oh, ow): (usize, usize),
-) -> Vec<u8> {
-    let nearest = |n_out: usize, n_in: usize, c: f64| -> Vec<usize> {
-        (0..n_out).map(|o| mirror(zoom_source(o, n_out, c, zoom).round() as i64, n_in)).collect()
-    };
-    let (rows, cols) = (nearest(oh, h, centre[0]), nearest(ow, w, centre[1]));
-    let mut out = Vec::with_capacity(oh * ow);
-    for &y in &rows {
-        out.extend(cols.iter().map(|&x| src[y * w + x]));
-    }
-    out
-}
-
-/// One augmented, normalised sample: applies the dihedral symmetry `t` to every plane of a crop.
-fn dihedral(planes: &[f32], channels: usize, h: usize, w: usize, t: u8) -> Vec<f32> {
-    let mut out = vec![0.0; planes.len()];
-    for c in 0..channels {
-        let src = &planes[c * h * w..(c + 1) * h * w];
-        let dst = &mut out[c * h * w..(c + 1) * h * w];
-        for y in 0..h {
-            for x in 0..w {
-                let (mut sy, mut sx) = (y, x);
-                if t & 4 != 0 {
-                    (sy, sx) = (sx, sy);
-                }
-                if t & 1 != 0 {
-                    sy = h - 1 - sy;
-                }
-                if t & 2 != 0 {
-                    sx = w - 1 - sx;
-                }
-                dst[y * w + x] = src[sy * w + sx];
-            }
-        }
-    }
-    out
-}
-
 /// Trains an MSDnet on any [`Backend`], reporting through `progress`.
 pub fn train_with_backend<B: Backend + ?Sized>(
     backend: &mut B,
@@ -469,7 +254,12 @@ pub fn train_with_backend<B: Backend + ?Sized>(
     if let Some(names) = &config.class_names {
         model.class_names = names.clone();
     }
-    model.pixel_spacing_mm = dataset.pixel_spacing_mm().unwrap_or([1.0, 1.0]);
+    // The spacing inference resamples to when asked: the middle (geometric mean) of the trained
+    // range, or the data's own.
+    model.pixel_spacing_mm = match config.augmentation.pixel_spacing_mm {
+        Some([lo, hi]) => [(lo * hi).sqrt(); 2],
+        None => dataset.pixel_spacing_mm().unwrap_or([1.0, 1.0]),
+    };
     let (train_set, val_set) = split(dataset, config);
     if train_set.is_empty() {
         return Err(Error::InvalidTrainConfig {
@@ -701,124 +491,20 @@ mod tests {
 
     use super::*;
 
-    /// A `size²` label plane holding a disc of `radius` pixels about the centre, and its area.
-    fn disc(size: usize, radius: f64) -> (Vec<u8>, usize) {
-        let c = size as f64 / 2.0;
-        let plane: Vec<u8> = (0..size * size)
-            .map(|i| {
-                let (y, x) = ((i / size) as f64 + 0.5 - c, (i % size) as f64 + 0.5 - c);
-                u8::from(x * x + y * y < radius * radius)
-            })
-            .collect();
-        let area = plane.iter().map(|&v| v as usize).sum();
-        (plane, area)
-    }
-
     #[test]
-    fn mirror_repeats_the_edge_pixel() {
-        let got: Vec<usize> = (-4..8).map(|i| mirror(i, 4)).collect();
-        assert_eq!(got, [3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0]);
-    }
-
-    #[test]
-    fn zoom_one_is_an_exact_crop() {
-        let (h, w) = (13, 17);
-        let src: Vec<f32> = (0..2 * h * w).map(|i| ((i * 7919) % 1000) as f32 - 500.5).collect();
-        let labels: Vec<u8> = (0..h * w).map(|i| (i % 5) as u8).collect();
-        let (y0, x0, oh, ow) = (3, 4, 7, 9);
-        let centre = [y0 as f64 + oh as f64 / 2.0, x0 as f64 + ow as f64 / 2.0];
-        let zoomed = zoom_planes(&src, 2, (h, w), centre, 1.0, (oh, ow));
-        let zl = zoom_labels(&labels, (h, w), centre, 1.0, (oh, ow));
-        for c in 0..2 {
-            for y in 0..oh {
-                for x in 0..ow {
-                    assert_eq!(zoomed[(c * oh + y) * ow + x], src[(c * h + y0 + y) * w + x0 + x]);
-                }
-            }
-        }
-        for y in 0..oh {
-            for x in 0..ow {
-                assert_eq!(zl[y * ow + x], labels[(y0 + y) * w + x0 + x]);
-            }
-        }
-    }
-
-    #[test]
-    fn zooming_scales_a_disc_area_by_the_square() {
-        let size = 96;
-        let (plane, area) = disc(size, 20.0);
-        let input: Vec<f32> = plane.iter().map(|&v| v as f32).collect();
-        let centre = [size as f64 / 2.0; 2];
-        for zoom in [0.8, 0.9, 1.1, 1.25] {
-            let zl = zoom_labels(&plane, (size, size), centre, zoom, (size, size));
-            let got = zl.iter().map(|&v| v as usize).sum::<usize>() as f64 / area as f64;
-            assert!((got / (zoom * zoom) - 1.0).abs() < 0.03, "labels: zoom {zoom}: area ×{got}");
-            let zi = zoom_planes(&input, 1, (size, size), centre, zoom, (size, size));
-            let got = zi.iter().filter(|&&v| v >= 0.5).count() as f64 / area as f64;
-            assert!((got / (zoom * zoom) - 1.0).abs() < 0.03, "input: zoom {zoom}: area ×{got}");
-            // Bilinear interpolation stays within the input's range.
-            assert!(zi.iter().all(|v| (0.0..=1.0).contains(v)));
-        }
-    }
-
-    #[test]
-    fn zooming_out_mirrors_the_borders() {
-        // A 1-row ramp zoomed out by 2 about its centre: the output reads the mirrored image.
-        let src: Vec<f32> = (0..8).map(|v| v as f32).collect();
-        let out = zoom_planes(&src, 1, (1, 8), [0.5, 4.5], 0.5, (1, 8));
-        // Output pixel o reads source coordinate 4.5 + (o + 0.5 − 4) · 2 − 0.5 = 2o − 3.
-        assert_eq!(out, [2.0, 0.0, 1.0, 3.0, 5.0, 7.0, 6.0, 4.0]);
-        let labels: Vec<u8> = (0..8).collect();
-        let l = zoom_labels(&labels, (1, 8), [0.5, 4.5], 0.5, (1, 8));
-        assert_eq!(l, [2, 0, 1, 3, 5, 7, 6, 4]);
-    }
-
-    fn dataset() -> Dataset {
+    fn bad_augmentation_amounts_fail_the_training_config() {
         let ct = Array3::from_shape_fn((3, 30, 30), |(z, y, x)| (z * 100 + y * 3 + x) as f32 - 500.0);
         let lb = Array3::from_shape_fn((3, 30, 30), |(_, y, x)| u8::from((y + x) % 7 == 0));
         let g = Geometry::default();
         let mut d = Dataset::new(3).unwrap();
         d.add(&Volume::new(ct, g).unwrap(), &Volume::new(lb, g).unwrap()).unwrap();
-        d
-    }
-
-    #[test]
-    fn augmented_samples_depend_only_on_the_seed() {
-        let data = dataset();
-        let aug = Augmentation { scale_range: 0.2, ..Augmentation::default() };
-        let norm = Normalization::default();
-        let s = SliceRef { case: 0, z: 1 };
-        let draw = |seed| training_sample(&data, s, (16, 16), &aug, &norm, &mut StdRng::seed_from_u64(seed));
-        let a = draw(5);
-        assert_eq!(a, draw(5));
-        assert_ne!(a, draw(6));
-        assert_eq!(a.0.len(), 3 * 16 * 16);
-        assert_eq!(a.1.len(), 16 * 16);
-        // Without augmentation a sample is the normalised crop itself.
-        let (x, l) =
-            training_sample(&data, s, (30, 30), &Augmentation::none(), &norm, &mut StdRng::seed_from_u64(1));
-        let (hu, labels) = data.sample(s).unwrap();
-        assert_eq!(l, labels);
-        assert!(x.iter().zip(&hu).all(|(a, b)| *a == norm.apply(*b)));
-    }
-
-    #[test]
-    fn bad_augmentation_amounts_are_refused() {
-        assert!(Augmentation::default().validate().is_ok());
-        assert!(Augmentation::none().validate().is_ok());
-        for aug in [
-            Augmentation { scale_range: 1.0, ..Augmentation::default() },
-            Augmentation { scale_range: -0.1, ..Augmentation::default() },
-            Augmentation { noise_std: f32::NAN, ..Augmentation::default() },
-            Augmentation { intensity_scale: f32::INFINITY, ..Augmentation::default() },
-        ] {
-            assert!(matches!(aug.validate(), Err(Error::InvalidTrainConfig { .. })), "{aug:?}");
-        }
         let config = TrainConfig {
             network: MsdConfig::new(2, 1, 3, 2),
-            augmentation: Augmentation { intensity_shift: -1.0, ..Augmentation::default() },
+            augmentation: Augmentation { hu_offset: -1.0, ..Augmentation::default() },
             ..TrainConfig::default()
         };
-        assert!(matches!(config.validate(&dataset()), Err(Error::InvalidTrainConfig { .. })));
+        assert!(matches!(config.validate(&d), Err(Error::InvalidTrainConfig { .. })));
+        let config = TrainConfig { network: MsdConfig::new(2, 1, 3, 2), ..TrainConfig::default() };
+        assert!(config.validate(&d).is_ok());
     }
 }

@@ -31,16 +31,25 @@ fn learns_disc_and_ring_and_round_trips() {
 
     // Unseen slices.
     let (test_ct, test_lb) = disc_and_ring(4, 48, 99, 1.0);
-    let seg = out.model.segment(&test_ct).unwrap();
+    let seg = out
+        .model
+        .segment_with(&test_ct, &SegmentOptions::default().with_probabilities(true), |_, _| {})
+        .unwrap();
     let d = dice(&seg.labels, &test_lb);
     assert!(d > 0.95, "Dice {d}");
+    // Labels alone are the same labels.
+    assert_eq!(out.model.segment(&test_ct).unwrap().labels.data(), seg.labels.data());
     // Probabilities sum to one.
     let s: f32 = seg.probabilities.iter().map(|p| p.data()[[1, 20, 20]]).sum();
     assert!((s - 1.0).abs() < 1e-4);
 
-    // The same scan at 0.5 mm: resampled to the model's 1 mm and back.
+    // The same scan at 0.5 mm, resampled to the model's 1 mm (it was trained at 1 mm only) and the
+    // probabilities back.
     let (fine_ct, fine_lb) = disc_and_ring(2, 96, 99, 0.5);
-    let seg = out.model.segment(&fine_ct).unwrap();
+    let seg = out
+        .model
+        .segment_with(&fine_ct, &SegmentOptions::default().with_resample_to_model(true), |_, _| {})
+        .unwrap();
     let d_fine = dice(&seg.labels, &fine_lb);
     assert!(d_fine > 0.9, "Dice at 0.5 mm {d_fine}");
 
@@ -49,10 +58,9 @@ fn learns_disc_and_ring_and_round_trips() {
         .model
         .segment_with(
             &test_ct,
-            &SegmentOptions {
-                axes: vec![SliceAxis::Axial, SliceAxis::Coronal, SliceAxis::Sagittal],
-                resample: true,
-            },
+            &SegmentOptions::default()
+                .with_axes(vec![SliceAxis::Axial, SliceAxis::Coronal, SliceAxis::Sagittal])
+                .with_resample_to_model(true),
             |_, _| {},
         )
         .unwrap();

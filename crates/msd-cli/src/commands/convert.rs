@@ -13,8 +13,12 @@ pub fn run(args: &ConvertArgs, ui: &Ui) -> anyhow::Result<()> {
             )
             .into());
         }
-        let options = msd::io::dicom::ReadOptions { series_uid: Some(uid.clone()), ..Default::default() };
+        let options = msd::io::dicom::ReadOptions {
+            series_uid: Some(uid.clone()),
+            ..super::dicom_options(args.resample)
+        };
         let sv = msd::io::dicom::read_series(&args.input, &options)
+            .map_err(|e| super::with_resample_hint(e.into()))
             .with_context(|| format!("cannot read series {uid} of {}", args.input.display()))?;
         spinner.set_message(format!("writing {}", args.output.display()));
         super::write_volume(&args.output, &sv.volume)?;
@@ -23,7 +27,7 @@ pub fn run(args: &ConvertArgs, ui: &Ui) -> anyhow::Result<()> {
         spinner.set_message(format!("writing {}", args.output.display()));
         super::write_volume(&args.output, &v)?;
     } else {
-        let v = super::read_ct(&args.input)?;
+        let v = super::read_ct_resampled(&args.input, args.resample)?;
         spinner.set_message(format!("writing {}", args.output.display()));
         super::write_volume(&args.output, &v)?;
     }

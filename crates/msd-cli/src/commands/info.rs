@@ -61,6 +61,9 @@ struct DicomInfo {
     /// The series `msd convert` reads without `--series` (the CT series with the most slices).
     default_series: Option<String>,
     gantry_tilt_deg: Option<f64>,
+    /// Whether the volume below was resampled onto a regular grid (gantry tilt or uneven slice
+    /// spacing; only with `--resample`).
+    resampled: bool,
     volume: Option<VolumeInfo>,
     /// Why the default series could not be read as a volume, if so.
     volume_error: Option<String>,
@@ -69,7 +72,7 @@ struct DicomInfo {
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     let path = &args.path;
     if path.is_dir() {
-        let info = dicom_info(path)?;
+        let info = dicom_info(path, args.resample)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&info)?);
         } else {
@@ -93,7 +96,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dicom_info(path: &Path) -> anyhow::Result<DicomInfo> {
+fn dicom_info(path: &Path, resample: bool) -> anyhow::Result<DicomInfo> {
     use anyhow::Context as _;
     use msd::io::dicom;
     let series = dicom::list_series(path)
@@ -111,13 +114,17 @@ fn dicom_info(path: &Path) -> anyhow::Result<DicomInfo> {
         })
         .collect();
     let (mut default_series, mut tilt, mut volume, mut volume_error) = (None, None, None, None);
-    match dicom::read_series(path, &dicom::ReadOptions::default()) {
+    let mut resampled = false;
+    match dicom::read_series(path, &super::dicom_options(resample)) {
         Ok(sv) => {
             default_series = Some(sv.series.uid.clone());
             tilt = Some(sv.tilt_deg);
+            resampled = sv.resampled_tilt || sv.resampled_spacing;
             volume = Some(describe(path, &sv.volume));
         }
-        Err(e) => volume_error = Some(crate::ui::error_chain(&anyhow::Error::new(e))),
+        Err(e) => {
+            volume_error = Some(crate::ui::error_chain(&super::with_resample_hint(anyhow::Error::new(e))))
+        }
     }
     Ok(DicomInfo {
         path: path.to_path_buf(),
@@ -125,6 +132,7 @@ fn dicom_info(path: &Path) -> anyhow::Result<DicomInfo> {
         series,
         default_series,
         gantry_tilt_deg: tilt,
+        resampled,
         volume,
         volume_error,
     })
@@ -151,7 +159,10 @@ fn print_dicom(i: &DicomInfo) {
         }
     }
     if let Some(t) = i.gantry_tilt_deg.filter(|t| *t > 0.1) {
-        println!("  gantry tilt {t:.2}° (resampled onto a regular grid)");
+        println!("  gantry tilt {t:.2}°");
+    }
+    if i.resampled {
+        println!("  resampled onto a regular grid (--resample)");
     }
     match (&i.volume, &i.volume_error) {
         (Some(v), _) => print_volume(v),

@@ -15,9 +15,41 @@ use anyhow::Context as _;
 use msd::io::{LabelVolume, Volume};
 use msd::net::{Backend as _, CandleBackend, CpuBackend, Engine, MsdConfig};
 
-/// Reads a CT volume (HU), naming the file in the error.
+/// Reads a CT volume (HU), naming the file in the error. A DICOM series with uneven slice spacing
+/// or gantry tilt is refused (the error says to pass `--resample`).
 pub fn read_ct(path: &Path) -> anyhow::Result<Volume<f32>> {
-    msd::io::read_volume(path).with_context(|| format!("cannot read the CT {}", path.display()))
+    read_ct_resampled(path, false)
+}
+
+/// The DICOM read options of the `--resample` flag: uneven spacing and gantry tilt resampled onto
+/// a regular grid, or both refused.
+pub fn dicom_options(resample: bool) -> msd::io::dicom::ReadOptions {
+    use msd::io::dicom::{ReadOptions, Resampling};
+    let r = if resample { Resampling::Resample } else { Resampling::Refuse };
+    ReadOptions { gantry_tilt: r, uneven_spacing: r, ..ReadOptions::default() }
+}
+
+/// Reads a CT volume (HU); with `resample`, a DICOM series with uneven slice spacing or gantry tilt
+/// is resampled onto a regular grid instead of refused.
+pub fn read_ct_resampled(path: &Path, resample: bool) -> anyhow::Result<Volume<f32>> {
+    msd::io::read_volume_with(path, &dicom_options(resample))
+        .map_err(|e| with_resample_hint(e.into()))
+        .with_context(|| format!("cannot read the CT {}", path.display()))
+}
+
+/// Adds "pass --resample" to an error that a DICOM series is not a regular grid.
+pub fn with_resample_hint(e: anyhow::Error) -> anyhow::Error {
+    let irregular = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<msd::io::Error>(),
+            Some(msd::io::Error::GantryTilt { .. } | msd::io::Error::UnevenSpacing { .. })
+        )
+    });
+    if irregular {
+        e.context("the series is not a regular grid: pass --resample to resample it onto one")
+    } else {
+        e
+    }
 }
 
 /// Reads a label volume, naming the file in the error.
