@@ -21,6 +21,9 @@ pub enum Error {
     /// Training or applying the network failed.
     #[error(transparent)]
     Net(Box<msd_net::Error>),
+    /// A synthetic phantom could not be made.
+    #[error(transparent)]
+    Phantom(Box<msd_phantom::Error>),
     /// Something failed for one case of a set; the case is named.
     #[error("case {case}")]
     Case {
@@ -67,7 +70,7 @@ macro_rules! boxed_from {
 }
 
 // The crates' errors are boxed so that `Result<T, msd::Error>` stays small.
-boxed_from!(Io: msd_io::Error, Geom: msd_geom::Error, Metrics: msd_metrics::Error, Net: msd_net::Error);
+boxed_from!(Io: msd_io::Error, Geom: msd_geom::Error, Metrics: msd_metrics::Error, Net: msd_net::Error, Phantom: msd_phantom::Error);
 
 impl Error {
     /// Wraps an I/O error with the path it happened on.

@@ -8,12 +8,12 @@
 //! | [`net`] | `msd-net` | the MSDnet: training and inference |
 //! | [`geom`] | `msd-geom` | marching cubes, mesh ↔ label, mesh files, alignment |
 //! | [`metrics`] | `msd-metrics` | Dice, surface distances, reports |
+//! | [`phantom`] | `msd-phantom` | synthetic head CTs with exact ground truth, deterministic from a seed |
 //!
 //! and adds what spans them:
 //!
 //! | module | what it does |
 //! |---|---|
-//! | [`phantom`] | synthetic head CTs with exact ground truth, deterministic from a seed |
 //! | [`preview`] | PNG slices (axial, coronal, sagittal) with contours over the CT |
 //! | [`render`] | a shaded or deviation-coloured picture of a mesh, as PNG |
 //! | [`baseline`] | the global-threshold baseline and connected-component clean-up |
@@ -29,6 +29,7 @@ pub use msd_geom as geom;
 pub use msd_io as io;
 pub use msd_metrics as metrics;
 pub use msd_net as net;
+pub use msd_phantom as phantom;
 
 pub mod atomic;
 pub mod baseline;
@@ -36,7 +37,6 @@ pub mod demo;
 mod error;
 pub mod evaluation;
 pub mod loss_curve;
-pub mod phantom;
 pub mod preview;
 pub mod render;
 pub mod surface;
