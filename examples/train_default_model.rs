@@ -43,9 +43,9 @@ struct Options {
 fn parse() -> Result<Options, String> {
     let mut o = Options {
         out: PathBuf::from("crates/msd-net/models/skull.safetensors"),
-        depth: 100,
-        epochs: 12,
-        phantoms: 6,
+        depth: 50,
+        epochs: 40,
+        phantoms: 4,
         patch: 128,
         seed: 0,
     };
@@ -68,13 +68,9 @@ fn parse() -> Result<Options, String> {
 }
 
 /// The synthetic heads: alternating pixel sizes and slice thicknesses across the clinical range.
-fn phantom_config(i: usize) -> PhantomConfig {
+fn phantom_config(i: usize) -> Result<PhantomConfig, msd::phantom::Error> {
     let (pixel, slice) = [(0.45, 1.0), (0.7, 2.0), (0.5, 3.0), (0.9, 1.5)][i % 4];
-    let mut c = PhantomConfig::standard().with_noise(0.0).with_metal(i % 3 == 2);
-    let fov = c.field_of_view_mm();
-    c.spacing = [pixel, pixel, slice];
-    c.shape = [(fov[2] / slice) as usize, (fov[1] / pixel) as usize, (fov[0] / pixel) as usize];
-    c
+    Ok(PhantomConfig::clinical(pixel, slice)?.with_noise(0.0).with_metal(i % 3 == 2))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -90,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for i in 0..o.phantoms {
         let seed = 7000 + i as u64;
-        let head = generate(&phantom_config(i), seed)?;
+        let head = generate(&phantom_config(i)?, seed)?;
         let labels = engineers_recipe(&head.ct, BONE_HU)?;
         eprintln!(
             "phantom {seed}: {:?} voxels of {:?} mm, {} skull voxels",
