@@ -8,7 +8,8 @@
 //!    direction (1° grid) find the inner and outer table along each.
 //! 2. **Defect.** Directions whose ray meets no bone form the shell's openings. Openings that reach
 //!    the bottom of the grid or whose centre points low (below about −20° elevation: foramen
-//!    magnum, orbits, the skull base) are natural; those above are defects. With several defects,
+//!    magnum, orbits, the skull base) are natural, and so are openings under 15 mm (thin bone at the
+//!    threshold); the others are defects. With several defects,
 //!    [`design_implant`] asks for a point ([`Error::SeveralDefects`] lists their centres).
 //! 3. **Tables over the defect.** Around the defect a gnomonic chart of directions (1 mm cells)
 //!    holds the inner and outer table radii. The opening is widened by 3 mm and its tables are

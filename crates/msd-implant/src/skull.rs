@@ -11,6 +11,10 @@ use crate::{Error, Result};
 const VAULT_DEPTH_MM: f64 = 70.0;
 /// Openings narrower than this (mm, equivalent diameter) are ignored: emissary foramina, noise.
 const MIN_OPENING_MM: f64 = 10.0;
+/// Openings narrower than this (mm) are not taken for defects unless pointed at: on the real
+/// `cthead` skull the complete vault shows a 10 mm gap of thin frontal bone at the 300 HU threshold;
+/// cranioplasty defects are larger (AutoImplant's are 30 mm and up).
+const MIN_DEFECT_MM: f64 = 15.0;
 /// Openings whose mean direction points lower than this (z component of the unit vector from the
 /// centre) are natural: foramen magnum, orbits, the skull base.
 const MIN_DEFECT_Z: f64 = -0.35;
@@ -211,7 +215,7 @@ impl Frame {
             rim_r.sort_by(f64::total_cmp);
             let r = rim_r.get(rim_r.len() / 2).copied().unwrap_or(self.vault_radius);
             let diameter_mm = 2.0 * (omega * r * r / std::f64::consts::PI).sqrt();
-            let natural = touches_bottom || direction[2] < MIN_DEFECT_Z;
+            let natural = touches_bottom || direction[2] < MIN_DEFECT_Z || diameter_mm < MIN_DEFECT_MM;
             out.push(Opening {
                 centre_mm: add(self.centre, scale(direction, r)),
                 direction,
