@@ -115,7 +115,7 @@ fn count(v: &msd::io::LabelVolume) -> usize {
     v.data().iter().filter(|&&x| x != 0).count()
 }
 
-/// The skull (bone colour) and the implant (blue) in one mesh, from the front and from the left.
+/// The skull (bone colour) and the implant (blue) in one mesh, from above and from the front.
 fn picture(
     skull: &msd::io::LabelVolume,
     implant: &Mesh,
@@ -129,7 +129,7 @@ fn picture(
     colours.extend(std::iter::repeat_n([60u8, 120, 220], implant.vertices().len()));
     t.extend(implant.triangles().iter().map(|tri| tri.map(|i| i + n)));
     let both = Mesh::new(v, t)?;
-    let views: Vec<RgbImage> = [View::Superior, View::Left]
+    let views: Vec<RgbImage> = [View::Superior, View::Anterior]
         .into_iter()
         .map(|view| render_mesh(&both, view, 600, Some(&colours)))
         .collect::<Result<_, _>>()?;
