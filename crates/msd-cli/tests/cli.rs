@@ -544,7 +544,7 @@ fn implant_writes_a_label_and_a_watertight_mesh() {
     assert!(msd_implant::overlap_dice(&implant, &removed).unwrap() > 0.8);
     let mesh = msd::geom::read_mesh(dir.path().join("implant.stl")).unwrap();
     assert!(mesh.check().is_watertight());
-    // Forced patch, with a clearance, and the implant scored by msd eval --implant.
+    // Forced patch, with a clearance.
     let o = msd_in(
         dir.path(),
         &[
