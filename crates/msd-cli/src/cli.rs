@@ -67,6 +67,8 @@ pub enum Command {
     Label(LabelArgs),
     /// Evaluate segmentations against references: Dice, MAD, HD95, whole skull and in a region.
     Eval(EvalArgs),
+    /// Design the implant that closes a skull's defect: label volume and printable STL.
+    Implant(ImplantArgs),
     /// The global-threshold baseline: bone is every voxel at or above a HU level.
     Threshold(ThresholdArgs),
     /// Run the whole workflow on synthetic head CTs: train, segment, mesh, evaluate, compare.
@@ -312,6 +314,46 @@ pub struct EvalArgs {
     /// Skip surface metrics (Dice only; fast).
     #[arg(long)]
     pub no_surface: bool,
+}
+
+/// `msd implant`.
+#[derive(Debug, Args)]
+pub struct ImplantArgs {
+    /// The defective skull as a label volume (NIfTI or NRRD; non-zero = bone).
+    #[arg(long, value_name = "SKULL")]
+    pub skull: Option<PathBuf>,
+    /// A CT instead of --skull: segmented first with --model (required with --ct for now).
+    #[arg(long, value_name = "CT", conflicts_with = "skull")]
+    pub ct: Option<PathBuf>,
+    /// The trained model that segments --ct.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<PathBuf>,
+    /// The implant label volume to write (.nii, .nii.gz, .nrrd), on the skull's grid.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the implant's surface (.stl, .ply, .obj), LPS mm.
+    #[arg(long)]
+    pub mesh: Option<PathBuf>,
+    /// How to model the missing bone.
+    #[arg(long, value_enum, default_value_t = ImplantMethod::Auto)]
+    pub method: ImplantMethod,
+    /// A point near the defect, "X,Y,Z" in LPS mm, when the skull has several openings.
+    #[arg(long, value_name = "X,Y,Z", allow_hyphen_values = true)]
+    pub point: Option<String>,
+    /// Gap between the implant and the remaining bone at the rim (mm).
+    #[arg(long, default_value_t = 0.0, value_name = "MM")]
+    pub clearance: f64,
+}
+
+/// `msd implant --method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImplantMethod {
+    /// Mirror for a one-sided defect on a symmetric skull, patch otherwise.
+    Auto,
+    /// The healthy side mirrored across the mid-sagittal plane, fitted to the rim.
+    Mirror,
+    /// A thin-plate patch of the inner and outer table spanning the rim.
+    Patch,
 }
 
 /// `msd threshold`.

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Mesh(args) => commands::mesh::run(&args, &ui),
         Command::Label(args) => commands::label::run(&args, &ui),
         Command::Eval(args) => commands::eval::run(&args, &ui),
+        Command::Implant(args) => commands::implant::run(&args, &ui),
         Command::Threshold(args) => commands::threshold::run(&args, &ui),
         Command::Demo(args) => commands::demo::run(&args, &ui),
     };

@@ -508,3 +508,84 @@ fn cthead_meshes_label_and_evaluate_like_the_reference() {
     assert!((near - 0.77).abs() < 0.01, "{near}");
     assert!(r["cases"][1]["dice"].as_f64().unwrap() > 0.99);
 }
+
+/// A synthetic skull (2.5 mm voxels) with a 50 mm craniectomy on the right parietal bone, written
+/// as `defect.nii.gz`, and the removed bone as `removed.nii.gz`.
+fn implant_fixture() -> tempfile::TempDir {
+    use msd_implant::synthetic::{ShellSpec, cut_sphere, grid_for, skull_shell};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ShellSpec::default();
+    let (g, shape) = grid_for(&spec, [2.5; 3], msd::io::Geometry::IDENTITY).unwrap();
+    let skull = skull_shell(&spec, g, shape).unwrap();
+    let (defect, removed) = cut_sphere(&skull, spec.outer_point([-0.7, 0.2, 0.7]), 25.0).unwrap();
+    write_volume(dir.path().join("defect.nii.gz"), &defect).unwrap();
+    write_volume(dir.path().join("removed.nii.gz"), &removed).unwrap();
+    write_volume(dir.path().join("complete.nii.gz"), &skull).unwrap();
+    dir
+}
+
+fn msd_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_msd")).args(args).current_dir(dir).output().unwrap()
+}
+
+#[test]
+fn implant_writes_a_label_and_a_watertight_mesh() {
+    let dir = implant_fixture();
+    let o = msd_in(
+        dir.path(),
+        &["implant", "--skull", "defect.nii.gz", "--out", "implant.nii.gz", "--mesh", "implant.stl"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("method: mirror"), "{text}");
+    assert!(text.contains(" ml"), "{text}");
+    let implant = msd::io::read_labels(dir.path().join("implant.nii.gz")).unwrap();
+    let removed = msd::io::read_labels(dir.path().join("removed.nii.gz")).unwrap();
+    assert!(msd_implant::overlap_dice(&implant, &removed).unwrap() > 0.8);
+    let mesh = msd::geom::read_mesh(dir.path().join("implant.stl")).unwrap();
+    assert!(mesh.check().is_watertight());
+    // Forced patch, with a clearance.
+    let o = msd_in(
+        dir.path(),
+        &[
+            "implant",
+            "--skull",
+            "defect.nii.gz",
+            "--out",
+            "patch.nii.gz",
+            "--method",
+            "patch",
+            "--clearance",
+            "1",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("method: patch (patch forced)"), "{}", stdout(&o));
+}
+
+#[test]
+fn implant_bad_input_fails_in_one_line_and_writes_nothing() {
+    let dir = implant_fixture();
+    let cases: [(&[&str], i32, &str); 4] = [
+        (
+            &["implant", "--skull", "complete.nii.gz", "--out", "x.nii.gz", "--mesh", "x.stl"],
+            1,
+            "no defect found",
+        ),
+        (&["implant", "--ct", "defect.nii.gz", "--out", "x.nii.gz"], 2, "--ct needs --model"),
+        (&["implant", "--skull", "defect.nii.gz", "--out", "x.nii.gz", "--point", "1,2"], 2, "three numbers"),
+        (
+            &["implant", "--skull", "defect.nii.gz", "--out", "x.nii.gz", "--point", "0,0,-400"],
+            1,
+            "not near any opening",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let o = msd_in(dir.path(), args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!dir.path().join("x.nii.gz").exists() && !dir.path().join("x.stl").exists());
+    }
+}

@@ -18,6 +18,8 @@
 //!   "MAD near the defect" is one call.
 //! - [`DeviationMap`] colours a mesh by its signed distance to a reference ([`SurfaceIndex`],
 //!   [`signed_vertex_distances`]) and writes it as PLY, with a PNG histogram.
+//! - **Implants** ([`implant_scores`], [`defect_rim_band`]) get the AutoImplant challenge's
+//!   measures: Dice, boundary Dice in a band around the defect's rim, HD95.
 //! - [`CaseReport`] and [`Report`] collect cases and write Markdown, CSV and JSON with mean ± sd.
 //!
 //! All coordinates are LPS millimetres (DICOM patient coordinates); volumes are indexed `[z, y, x]`.
@@ -63,6 +65,7 @@ mod deviation;
 mod distance_summary;
 mod edt;
 mod error;
+mod implant;
 mod label_distance;
 mod overlap;
 mod region;
@@ -73,6 +76,7 @@ pub mod surface_distance;
 pub use deviation::{DeviationMap, deviation_colour};
 pub use distance_summary::DistanceSummary;
 pub use error::{Error, Result};
+pub use implant::{ImplantScores, defect_rim_band, implant_scores};
 pub use label_distance::label_surface_distances;
 pub use overlap::{GRID_TOLERANCE_MM, Overlap, overlap, overlap_in_region, overlap_label, overlap_per_label};
 pub use region::Region;

@@ -2,6 +2,7 @@
 pub mod convert;
 pub mod demo;
 pub mod eval;
+pub mod implant;
 pub mod info;
 pub mod label;
 pub mod mesh;

@@ -1,0 +1,140 @@
+//! Implant design on the real skull in `../shared/data/cthead`: the given craniectomy
+//! (`skull_defect_ref.nii.gz`, scored against `implant_ref.nii.gz` in `defect_region.nii.gz`) and
+//! seeded spherical cuts of `skull_ref.nii.gz` at several places and sizes (scored in a 10 mm band
+//! around each rim), with the AutoImplant measures (Dice, boundary Dice, HD95) and the time of each
+//! design. Writes a picture of the craniectomy's skull and implant in two views.
+//!
+//! `cargo run --release --example implant_eval -- [OUT_DIR]`
+use std::path::PathBuf;
+use std::time::Instant;
+
+use msd::geom::{Mesh, label_surface};
+use msd::metrics::{defect_rim_band, implant_scores};
+use msd::preview::RgbImage;
+use msd::render::{View, render_mesh};
+use msd_implant::synthetic::{cut_sphere, outer_surface_point};
+use msd_implant::{ImplantOptions, design_implant};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "implant-out".into()));
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cthead");
+    if !data.join("skull_ref.nii.gz").exists() {
+        eprintln!("implant_eval: {} is absent: nothing to evaluate", data.display());
+        std::process::exit(1);
+    }
+    std::fs::create_dir_all(&out)?;
+    let full = msd::io::read_labels(data.join("skull_ref.nii.gz"))?;
+    let defective = msd::io::read_labels(data.join("skull_defect_ref.nii.gz"))?;
+    let truth = msd::io::read_labels(data.join("implant_ref.nii.gz"))?;
+    let region = msd::io::read_labels(data.join("defect_region.nii.gz"))?;
+
+    for (name, skull) in [("skull_ref", &full), ("skull_defect_ref", &defective)] {
+        for o in msd_implant::find_openings(skull)? {
+            eprintln!(
+                "  {name}: opening at ({:.0}, {:.0}, {:.0}) mm, direction ({:.2}, {:.2}, {:.2}), {:.0} mm across, {}",
+                o.centre_mm[0],
+                o.centre_mm[1],
+                o.centre_mm[2],
+                o.direction[0],
+                o.direction[1],
+                o.direction[2],
+                o.diameter_mm,
+                if o.natural { "natural" } else { "defect" }
+            );
+        }
+    }
+    println!("| case | location | size (mm) | method | Dice | boundary Dice | HD95 (mm) | time (s) |");
+    println!("|---|---|---:|---|---:|---:|---:|---:|");
+    // The given craniectomy.
+    let start = Instant::now();
+    let implant = design_implant(&defective, &ImplantOptions::default())?;
+    let secs = start.elapsed().as_secs_f64();
+    let s = implant_scores(&implant.labels, &truth, &region)?;
+    println!(
+        "| craniectomy | right parietal | 69 | {} | {:.3} | {:.3} | {:.2} | {secs:.1} |",
+        implant.method.name(),
+        s.dice,
+        s.boundary_dice,
+        s.hd95_mm
+    );
+    eprintln!(
+        "  craniectomy: {} ({:.1} ml, ref {:.1} ml)",
+        implant.reason,
+        implant.volume_ml,
+        count(&truth) as f64 * 2.0 / 1000.0
+    );
+    picture(&defective, &implant.mesh, &out)?;
+    msd::io::write_volume(out.join("implant_craniectomy.nii.gz"), &implant.labels)?;
+    msd::geom::write_stl(out.join("implant_craniectomy.stl"), &implant.mesh)?;
+
+    // Seeded cuts: LPS directions from the skull's centre (+x left, +y posterior, +z superior).
+    let places: [(&str, [f64; 3], bool); 7] = [
+        ("left frontal", [0.45, -0.8, 0.45], false),
+        ("right parietal", [-0.7, 0.15, 0.7], false),
+        ("left temporal", [1.0, 0.0, 0.15], false),
+        ("right occipital", [-0.45, 0.85, 0.25], false),
+        ("left parietal", [0.7, 0.2, 0.65], false),
+        ("vertex (midline)", [0.0, 0.1, 1.0], true),
+        ("frontal (midline)", [0.0, -0.75, 0.65], true),
+    ];
+    for (name, dir, midline) in places {
+        let Some(centre) = outer_surface_point(&full, dir)? else {
+            println!("| seeded | {name} | – | no bone along the direction | | | | |");
+            continue;
+        };
+        for size in [30.0, 60.0, 90.0] {
+            let (cut, removed) = cut_sphere(&full, centre, size / 2.0)?;
+            let band = defect_rim_band(&removed, &cut, 10.0)?;
+            let start = Instant::now();
+            let row = match design_implant(
+                &cut,
+                &ImplantOptions { point_mm: Some(centre), ..Default::default() },
+            ) {
+                Ok(implant) => {
+                    let secs = start.elapsed().as_secs_f64();
+                    let s = implant_scores(&implant.labels, &removed, &band)?;
+                    eprintln!("  {name} {size}: {}", implant.reason);
+                    format!(
+                        "{} | {:.3} | {:.3} | {:.2} | {secs:.1}",
+                        implant.method.name(),
+                        s.dice,
+                        s.boundary_dice,
+                        s.hd95_mm
+                    )
+                }
+                Err(e) => format!("failed: {e} | | | | "),
+            };
+            let kind = if midline { "seeded, midline" } else { "seeded" };
+            println!("| {kind} | {name} | {size:.0} | {row} |");
+        }
+    }
+    Ok(())
+}
+
+fn count(v: &msd::io::LabelVolume) -> usize {
+    v.data().iter().filter(|&&x| x != 0).count()
+}
+
+/// The skull (bone colour) and the implant (blue) in one mesh, from above and from the front.
+fn picture(
+    skull: &msd::io::LabelVolume,
+    implant: &Mesh,
+    out: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let skull_mesh = label_surface(skull, 1)?.keep_largest_components(1);
+    let (mut v, mut t) = skull_mesh.into_parts();
+    let n = v.len() as u32;
+    let mut colours = vec![[228u8, 218, 196]; v.len()];
+    v.extend_from_slice(implant.vertices());
+    colours.extend(std::iter::repeat_n([60u8, 120, 220], implant.vertices().len()));
+    t.extend(implant.triangles().iter().map(|tri| tri.map(|i| i + n)));
+    let both = Mesh::new(v, t)?;
+    let views: Vec<RgbImage> = [View::Superior, View::Anterior]
+        .into_iter()
+        .map(|view| render_mesh(&both, view, 600, Some(&colours)))
+        .collect::<Result<_, _>>()?;
+    let path = out.join("implant_craniectomy.png");
+    RgbImage::side_by_side(&views).write_png(&path)?;
+    eprintln!("  picture: {}", path.display());
+    Ok(())
+}
