@@ -110,6 +110,23 @@ impl Model {
         Self::from_bytes(&bytes, path)
     }
 
+    /// The skull model that ships with msd: an MSDnet trained by
+    /// `cargo run --release --example train_default_model` on the real head CT of
+    /// `../shared/data/cthead` and synthetic heads, with the augmentation of
+    /// [`crate::Augmentation::robust`], to reproduce the engineers' definition of bone (≥ 300 HU on
+    /// the noise-free image) on scans of any clinical pixel size. `docs/model-card.md` says what it
+    /// was trained on, how accurate it is and where it is not to be trusted.
+    ///
+    /// ```
+    /// let model = msd_net::Model::default_skull()?;
+    /// assert_eq!(model.class_names, ["background", "skull"]);
+    /// Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn default_skull() -> Result<Self> {
+        static BYTES: &[u8] = include_bytes!("../models/skull.safetensors");
+        Self::from_bytes(BYTES, "msd-net/models/skull.safetensors (built in)")
+    }
+
     /// Reads a model from the bytes of a file written by [`Model::save`]; `path` names the source
     /// in errors.
     pub fn from_bytes(bytes: &[u8], path: impl AsRef<Path>) -> Result<Self> {
