@@ -2,4 +2,5 @@
 mod demo;
 mod phantom;
 mod real_data;
+mod shipped_model;
 mod workflow;

@@ -162,10 +162,30 @@ pub struct TrainArgs {
     /// model tolerates pixel spacings near the one it is trained at; 0 turns it off).
     #[arg(long, default_value_t = 0.1, value_name = "S", allow_negative_numbers = true)]
     pub scale_jitter: f32,
+    /// How training samples are varied: `robust` for what real scans differ in (pixels of
+    /// 0.3–1.0 mm, slab thickness, reconstruction kernel, calibration, noise up to 150 HU, metal
+    /// streaks), `basic` (flips, ±5 % / ±20 HU calibration, 20 HU noise) or `none`.
+    #[arg(long, value_enum, default_value_t = AugmentArg::Robust)]
+    pub augment: AugmentArg,
+    /// The labels are a HU threshold's (e.g. 300 for the engineers' recipe): their boundary then
+    /// follows the changes a threshold would see (pixel size, slab, kernel, calibration).
+    #[arg(long, value_name = "HU", allow_negative_numbers = true)]
+    pub label_threshold: Option<f32>,
     /// What runs the training steps: the kernels directly, or candle's autograd over them (the
     /// same model up to rounding, slower).
     #[arg(long, value_enum, default_value_t = EngineArg::Kernels)]
     pub engine: EngineArg,
+}
+
+/// `--augment` of `msd train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AugmentArg {
+    /// `Augmentation::robust`: what real scans from other scanners differ in.
+    Robust,
+    /// `Augmentation::default`: flips, small calibration changes and noise.
+    Basic,
+    /// No augmentation.
+    None,
 }
 
 /// `--engine` of `msd train`.

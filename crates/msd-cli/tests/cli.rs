@@ -589,3 +589,66 @@ fn implant_bad_input_fails_in_one_line_and_writes_nothing() {
         assert!(!dir.path().join("x.nii.gz").exists() && !dir.path().join("x.stl").exists());
     }
 }
+
+/// Number of non-zero voxels of a label file.
+fn labelled(path: &Path) -> usize {
+    msd::io::read_labels(path).unwrap().data().iter().filter(|&&v| v != 0).count()
+}
+
+#[test]
+#[cfg_attr(not(msd_shared_data), ignore = "needs ../shared/data")]
+fn segment_needs_nothing_but_the_scan_in_any_format() {
+    // A real scanner's CT series (a head phantom, 5 mm slices): DICOM, then NIfTI and NRRD of it.
+    let f = Fixture::new();
+    let series = shared("dicom-conformance/dcm_qa_ct/In/Philips/S21570/S2010");
+    let series = series.to_str().unwrap();
+    let out = ok(&f.msd(&["segment", series, "--out", "dicom.nii.gz", "--mesh", "dicom.stl"]));
+    assert!(out.is_empty(), "results go to stderr unless asked: {out}");
+    let n = labelled(&f.path("dicom.nii.gz"));
+    assert!(n > 1000, "{n} skull voxels");
+    let mesh = msd::geom::read_mesh(f.path("dicom.stl")).unwrap();
+    assert!(mesh.check().is_watertight());
+    assert_eq!(mesh.check().components, 1, "the clean-up keeps one piece of bone");
+    ok(&f.msd(&["convert", series, "ct.nii.gz"]));
+    ok(&f.msd(&["convert", series, "ct.nrrd"]));
+    for input in ["ct.nii.gz", "ct.nrrd"] {
+        ok(&f.msd(&["segment", input, "--out", "again.nii.gz"]));
+        let a = msd::io::read_labels(f.path("again.nii.gz")).unwrap();
+        let b = msd::io::read_labels(f.path("dicom.nii.gz")).unwrap();
+        assert_eq!(a.data(), b.data(), "{input} segments like the DICOM series");
+    }
+    // The clean-up leaves one 26-connected piece of bone; without it the network's output stays.
+    ok(&f.msd(&["segment", series, "--out", "raw.nii.gz", "--no-cleanup"]));
+    let pieces = |name: &str| {
+        let l = msd::io::read_labels(f.path(name)).unwrap();
+        msd::geom::label_components(&l, msd::geom::Connectivity::TwentySix).count()
+    };
+    assert_eq!(pieces("dicom.nii.gz"), 1);
+    assert!(pieces("raw.nii.gz") >= 1);
+    fails(
+        &f.msd(&["segment", series, "--out", "x.nii.gz", "--no-cleanup", "--keep-above", "10"]),
+        2,
+        "--keep-above",
+    );
+    fails(&f.msd(&["segment", series, "--out", "x.nii.gz", "--fill-cavities", "-1"]), 2, "--fill-cavities");
+    fails(&f.msd(&["segment", "--out", "x.nii.gz"]), 2, "SCAN");
+}
+
+#[test]
+#[cfg_attr(not(msd_shared_data), ignore = "needs ../shared/data")]
+fn a_tilted_series_is_refused_until_resample_is_given() {
+    let f = Fixture::new();
+    let tilted = shared("dicom-conformance/dcm_qa_ct/In/Philips/S21610/S2010");
+    let tilted = tilted.to_str().unwrap();
+    fails(&f.msd(&["convert", tilted, "x.nii.gz"]), 1, "--resample");
+    assert!(!f.path("x.nii.gz").exists());
+    let text = ok(&f.msd(&["info", tilted]));
+    assert!(text.contains("--resample"), "{text}");
+    let info = json(&ok(&f.msd(&["info", tilted, "--json", "--resample"])));
+    assert_eq!(info["resampled"], true);
+    ok(&f.msd(&["convert", tilted, "tilt.nii.gz", "--resample"]));
+    let v = json(&ok(&f.msd(&["info", "tilt.nii.gz", "--json"])));
+    assert_eq!(v["shape_zyx"], info["volume"]["shape_zyx"]);
+    fails(&f.msd(&["segment", tilted, "--out", "seg.nii.gz"]), 1, "--resample");
+    assert!(!f.path("seg.nii.gz").exists());
+}

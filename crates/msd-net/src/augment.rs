@@ -30,6 +30,9 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::SliceRef;
+use crate::resample::{AxisTaps, gaussian_blur, resample_taps as resample};
+#[cfg(test)]
+use crate::resample::{mirror, zoom_source};
 use crate::{Dataset, Error, Normalization, Result};
 
 /// Data augmentation applied to each training sample (see the [module docs](self)).
@@ -189,133 +192,6 @@ impl Augmentation {
             return bad(format!("label threshold {t} HU must be finite"));
         }
         Ok(())
-    }
-}
-
-/// `i` mirrored into `0..n` the way numpy's `symmetric` padding does (the edge pixel repeated,
-/// period `2n`).
-pub(crate) fn mirror(i: i64, n: usize) -> usize {
-    let n = n as i64;
-    let m = i.rem_euclid(2 * n);
-    (if m < n { m } else { 2 * n - 1 - m }) as usize
-}
-
-/// The source coordinate (in pixel-index units) of output pixel `o` of an `out_len`-pixel axis
-/// zoomed by `zoom` about `centre` (continuous coordinates: pixel `i` covers `[i, i + 1)`).
-pub(crate) fn zoom_source(o: usize, out_len: usize, centre: f64, zoom: f64) -> f64 {
-    centre + (o as f64 + 0.5 - out_len as f64 / 2.0) / zoom - 0.5
-}
-
-/// Keys' cubic convolution kernel (a = −0.5, Catmull-Rom): interpolating, exact for quadratics.
-fn keys(t: f64) -> f64 {
-    let t = t.abs();
-    if t < 1.0 {
-        (1.5 * t - 2.5) * t * t + 1.0
-    } else if t < 2.0 {
-        ((-0.5 * t + 2.5) * t - 4.0) * t + 2.0
-    } else {
-        0.0
-    }
-}
-
-/// The sampling of one output axis: for each output pixel, source indices (mirrored into the
-/// source) and weights.
-#[derive(Debug, Clone)]
-struct AxisTaps {
-    taps: usize,
-    index: Vec<usize>,
-    weight: Vec<f32>,
-}
-
-impl AxisTaps {
-    /// Cubic (4 taps) or linear (2 taps) sampling of `n_out` pixels about `centre` with `zoom`,
-    /// from an axis of `n_in` pixels.
-    fn new(n_out: usize, n_in: usize, centre: f64, zoom: f64, cubic: bool) -> Self {
-        let taps = if cubic { 4 } else { 2 };
-        let mut index = Vec::with_capacity(n_out * taps);
-        let mut weight = Vec::with_capacity(n_out * taps);
-        for o in 0..n_out {
-            let p = zoom_source(o, n_out, centre, zoom);
-            let i = p.floor();
-            let f = p - i;
-            if cubic {
-                for k in -1i64..=2 {
-                    index.push(mirror(i as i64 + k, n_in));
-                    weight.push(keys(f - k as f64) as f32);
-                }
-            } else {
-                index.push(mirror(i as i64, n_in));
-                index.push(mirror(i as i64 + 1, n_in));
-                weight.push((1.0 - f) as f32);
-                weight.push(f as f32);
-            }
-        }
-        AxisTaps { taps, index, weight }
-    }
-}
-
-/// Separable resampling of a plane `[h][w]` onto `rows × cols` taps.
-fn resample(plane: &[f32], w: usize, rows: &AxisTaps, cols: &AxisTaps) -> Vec<f32> {
-    let (oh, ow) = (rows.index.len() / rows.taps, cols.index.len() / cols.taps);
-    // Rows first: only the source columns some output column reads would be needed, but whole rows
-    // keep the loop simple and the crops are small.
-    let mut tmp = vec![0.0f32; oh * w];
-    for (o, out) in tmp.chunks_exact_mut(w).enumerate() {
-        for t in 0..rows.taps {
-            let (src, wt) = (rows.index[o * rows.taps + t], rows.weight[o * rows.taps + t]);
-            for (d, s) in out.iter_mut().zip(&plane[src * w..(src + 1) * w]) {
-                *d += wt * s;
-            }
-        }
-    }
-    let mut out = vec![0.0f32; oh * ow];
-    for (row_out, row_tmp) in out.chunks_exact_mut(ow).zip(tmp.chunks_exact(w)) {
-        for (o, d) in row_out.iter_mut().enumerate() {
-            let mut acc = 0.0;
-            for t in 0..cols.taps {
-                acc += cols.weight[o * cols.taps + t] * row_tmp[cols.index[o * cols.taps + t]];
-            }
-            *d = acc;
-        }
-    }
-    out
-}
-
-/// Separable Gaussian blur of a plane `[h][w]` in place, σ in pixels per axis (rows, columns),
-/// mirrored borders.
-pub(crate) fn gaussian_blur(plane: &mut [f32], h: usize, w: usize, sigma: [f64; 2]) {
-    let kernel = |s: f64| -> Vec<f32> {
-        let r = (3.0 * s).ceil().max(1.0) as i64;
-        let k: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * s * s)).exp()).collect();
-        let sum: f64 = k.iter().sum();
-        k.into_iter().map(|v| (v / sum) as f32).collect()
-    };
-    if sigma[1] > 0.0 {
-        let k = kernel(sigma[1]);
-        let r = (k.len() / 2) as i64;
-        let mut row = vec![0.0f32; w];
-        for y in 0..h {
-            let src = &plane[y * w..(y + 1) * w];
-            for (x, d) in row.iter_mut().enumerate() {
-                *d = k.iter().enumerate().map(|(j, kv)| kv * src[mirror(x as i64 + j as i64 - r, w)]).sum();
-            }
-            plane[y * w..(y + 1) * w].copy_from_slice(&row);
-        }
-    }
-    if sigma[0] > 0.0 {
-        let k = kernel(sigma[0]);
-        let r = (k.len() / 2) as i64;
-        let src = plane.to_vec();
-        for y in 0..h {
-            let out = &mut plane[y * w..(y + 1) * w];
-            out.fill(0.0);
-            for (j, kv) in k.iter().enumerate() {
-                let sy = mirror(y as i64 + j as i64 - r, h);
-                for (d, s) in out.iter_mut().zip(&src[sy * w..(sy + 1) * w]) {
-                    *d += kv * s;
-                }
-            }
-        }
     }
 }
 

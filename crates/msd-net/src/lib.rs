@@ -112,6 +112,7 @@ pub use loss::{LossConfig, LossValue};
 pub use model::{MODEL_FORMAT_VERSION, Model};
 pub use normalization::Normalization;
 pub use params::Params;
+pub use resample::resample_in_plane;
 pub use train::{
     Engine, EpochStats, StopReason, TrainConfig, TrainOutcome, TrainProgress, train, train_with_backend,
 };

@@ -8,7 +8,7 @@ use msd::net::{Augmentation, MsdConfig, TrainConfig};
 use msd::phantom::{PhantomConfig, generate};
 use msd::training::{TrainingSet, skull_train_config, train_with_progress};
 
-use crate::cli::TrainArgs;
+use crate::cli::{AugmentArg, TrainArgs};
 use crate::{Ui, UsageError};
 
 /// What a `--ct` is paired with.
@@ -38,6 +38,24 @@ pub fn checkpoint_path(out: &std::path::Path) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
     s.push(".checkpoint");
     PathBuf::from(s)
+}
+
+/// The augmentation `--augment`, `--scale-jitter` and `--label-threshold` ask for.
+fn augmentation(args: &TrainArgs) -> anyhow::Result<Augmentation> {
+    let base = match args.augment {
+        AugmentArg::Robust => Augmentation::robust(300.0),
+        AugmentArg::Basic => Augmentation::default(),
+        AugmentArg::None => Augmentation::none(),
+    };
+    if let Some(t) = args.label_threshold
+        && !t.is_finite()
+    {
+        return Err(UsageError(format!("--label-threshold {t} must be a HU value")).into());
+    }
+    let a =
+        Augmentation { scale_range: args.scale_jitter, threshold_labels_hu: args.label_threshold, ..base };
+    a.validate().map_err(|e| UsageError(e.to_string()))?;
+    Ok(a)
 }
 
 pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()> {
@@ -119,7 +137,7 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
         seed: args.seed,
         validation_fraction: args.validation,
         checkpoint: Some(checkpoint.clone()),
-        augmentation: Augmentation { scale_range: args.scale_jitter, ..Augmentation::default() },
+        augmentation: augmentation(args)?,
         engine: args.engine.into(),
         ..skull_train_config(network)
     };
