@@ -314,6 +314,19 @@ pub struct EvalArgs {
     /// Skip surface metrics (Dice only; fast).
     #[arg(long)]
     pub no_surface: bool,
+    /// Score implants the AutoImplant way: Dice, boundary Dice (in a band around the defect's rim)
+    /// and HD95 between each predicted and true implant (label volumes). The band comes from
+    /// --skull (--band-mm around the rim) or is given as --region.
+    #[arg(long)]
+    pub implant: bool,
+    /// With --implant: the defective skull the true implant closes; the boundary band holds the
+    /// voxels within --band-mm of the rim where they meet. One for all cases or one per case.
+    #[arg(long, value_name = "SKULL")]
+    pub skull: Vec<PathBuf>,
+    /// With --implant --skull: width of the band around the defect's rim (mm; default 10, as
+    /// AutoImplant).
+    #[arg(long, value_name = "MM", allow_hyphen_values = true)]
+    pub band_mm: Option<f64>,
 }
 
 /// `msd implant`.
