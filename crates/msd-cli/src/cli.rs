@@ -335,10 +335,11 @@ pub struct ImplantArgs {
     /// The defective skull as a label volume (NIfTI or NRRD; non-zero = bone).
     #[arg(long, value_name = "SKULL")]
     pub skull: Option<PathBuf>,
-    /// A CT instead of --skull: segmented first with --model (required with --ct for now).
+    /// A CT instead of --skull: segmented first with --model, or the shipped skull model, and the
+    /// engineers' clean-up.
     #[arg(long, value_name = "CT", conflicts_with = "skull")]
     pub ct: Option<PathBuf>,
-    /// The trained model that segments --ct.
+    /// The trained model that segments --ct (default: the shipped skull model).
     #[arg(long, value_name = "MODEL")]
     pub model: Option<PathBuf>,
     /// The implant label volume to write (.nii, .nii.gz, .nrrd), on the skull's grid.

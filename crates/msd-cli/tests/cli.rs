@@ -572,7 +572,7 @@ fn implant_bad_input_fails_in_one_line_and_writes_nothing() {
             1,
             "no defect found",
         ),
-        (&["implant", "--ct", "defect.nii.gz", "--out", "x.nii.gz"], 2, "--ct needs --model"),
+        (&["implant", "--out", "x.nii.gz"], 2, "--ct CT [--model M]"),
         (&["implant", "--skull", "defect.nii.gz", "--out", "x.nii.gz", "--point", "1,2"], 2, "three numbers"),
         (
             &["implant", "--skull", "defect.nii.gz", "--out", "x.nii.gz", "--point", "0,0,-400"],
@@ -761,4 +761,42 @@ fn eval_implant_bad_input_fails_in_one_line() {
         assert!(!err.contains("panicked"), "{err}");
         assert!(err.contains(message), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn implant_from_a_ct_without_model_uses_the_shipped_model() {
+    use msd_implant::synthetic::{ShellSpec, cut_sphere, grid_for, skull_shell};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ShellSpec::default();
+    let (g, shape) = grid_for(&spec, [1.5; 3], msd::io::Geometry::IDENTITY).unwrap();
+    let skull = skull_shell(&spec, g, shape).unwrap();
+    let centre = spec.outer_point([-0.7, 0.2, 0.7]);
+    let (defect, removed) = cut_sphere(&skull, centre, 25.0).unwrap();
+    // A CT of the defective skull: bone 1200 HU, brain 35 HU inside the vault, a 5 mm scalp of
+    // 40 HU outside it, air around.
+    let ct = ndarray::Array3::from_shape_fn(defect.data().dim(), |(z, y, x)| {
+        let p = g.index_to_world([x as f64, y as f64, z as f64]);
+        let e = |grow: f64| {
+            (0..3).map(|k| ((p[k] - spec.centre_mm[k]) / (spec.semi_axes_mm[k] + grow)).powi(2)).sum::<f64>()
+        };
+        if defect.data()[[z, y, x]] != 0 {
+            1200.0f32
+        } else if e(-spec.thickness_mm) < 1.0 {
+            35.0
+        } else if e(5.0) < 1.0 {
+            40.0
+        } else {
+            -1000.0
+        }
+    });
+    write_volume(dir.path().join("ct.nii.gz"), &msd::io::Volume::new(ct, g).unwrap()).unwrap();
+    // The shipped (pilot) model's skull shows a second opening low at the front: point at the defect.
+    let point = format!("{},{},{}", centre[0], centre[1], centre[2]);
+    let o =
+        msd_in(dir.path(), &["implant", "--ct", "ct.nii.gz", "--out", "implant.nii.gz", "--point", &point]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("with the shipped skull model"), "{}", stderr(&o));
+    let implant = msd::io::read_labels(dir.path().join("implant.nii.gz")).unwrap();
+    let dice = msd_implant::overlap_dice(&implant, &removed).unwrap();
+    assert!(dice > 0.7, "Dice {dice}");
 }
