@@ -237,8 +237,11 @@ fn score_implant(pred_path: &Path, ref_path: &Path, band: &Band<'_>) -> anyhow::
     Ok(ImplantCase { case: String::new(), dice: s.dice, boundary_dice: s.boundary_dice, hd95_mm: s.hd95_mm })
 }
 
+/// Reads one measure of a case.
+type Measure = fn(&ImplantCase) -> f64;
+
 /// The measures' names and getters, in the report's order.
-const IMPLANT_COLUMNS: [(&str, fn(&ImplantCase) -> f64); 3] =
+const IMPLANT_COLUMNS: [(&str, Measure); 3] =
     [("dice", |c| c.dice), ("boundary_dice", |c| c.boundary_dice), ("hd95_mm", |c| c.hd95_mm)];
 
 /// `{"band", "cases": [{case, dice, boundary_dice, hd95_mm}], "summary": {metric: {n, mean, sd}}}`
@@ -282,7 +285,7 @@ fn implant_markdown(cases: &[ImplantCase], band: &str) -> String {
         s += &format!("| {} | {:.3} | {:.3} | {:.2} |\n", c.case, c.dice, c.boundary_dice, c.hd95_mm);
     }
     if cases.len() > 1 {
-        let cell = |get: fn(&ImplantCase) -> f64, digits: usize| {
+        let cell = |get: Measure, digits: usize| {
             let m = MetricSummary::of(cases.iter().map(|c| Some(get(c))));
             format!("{:.digits$} ± {:.digits$}", m.mean, m.sd)
         };
