@@ -2,7 +2,8 @@
 //! (`skull_defect_ref.nii.gz`, scored against `implant_ref.nii.gz` in `defect_region.nii.gz`) and
 //! seeded spherical cuts of `skull_ref.nii.gz` at several places and sizes (scored in a 10 mm band
 //! around each rim), with the AutoImplant measures (Dice, boundary Dice, HD95) and the time of each
-//! design. Writes a picture of the craniectomy's skull and implant in two views.
+//! design. Writes a picture of the craniectomy's skull and implant in two views (from above and from
+//! the defect's side).
 //!
 //! `cargo run --release --example implant_eval -- [OUT_DIR]`
 use std::path::PathBuf;
@@ -63,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         implant.volume_ml,
         count(&truth) as f64 * 2.0 / 1000.0
     );
-    picture(&defective, &implant.mesh, &out)?;
+    picture(&defective, &implant.mesh, implant.defect.centre_mm[0], &out)?;
     msd::io::write_volume(out.join("implant_craniectomy.nii.gz"), &implant.labels)?;
     msd::geom::write_stl(out.join("implant_craniectomy.stl"), &implant.mesh)?;
 
@@ -115,13 +116,18 @@ fn count(v: &msd::io::LabelVolume) -> usize {
     v.data().iter().filter(|&&x| x != 0).count()
 }
 
-/// The skull (bone colour) and the implant (blue) in one mesh, from above and from the front.
+/// The skull (bone colour) and the implant (blue) in one picture, from above and from the side of
+/// the defect. Both surfaces are smoothed for display only (Taubin, volume kept: the 2 mm slices'
+/// staircase would otherwise draw contour lines over everything); the files written are not.
 fn picture(
     skull: &msd::io::LabelVolume,
     implant: &Mesh,
+    defect_side_x: f64,
     out: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let skull_mesh = label_surface(skull, 1)?.keep_largest_components(1);
+    let smooth = |m: &Mesh| msd::geom::smooth_taubin(m, &msd::geom::SmoothOptions::default());
+    let skull_mesh = smooth(&label_surface(skull, 1)?.keep_largest_components(1))?;
+    let implant = smooth(implant)?;
     let (mut v, mut t) = skull_mesh.into_parts();
     let n = v.len() as u32;
     let mut colours = vec![[228u8, 218, 196]; v.len()];
@@ -129,12 +135,14 @@ fn picture(
     colours.extend(std::iter::repeat_n([60u8, 120, 220], implant.vertices().len()));
     t.extend(implant.triangles().iter().map(|tri| tri.map(|i| i + n)));
     let both = Mesh::new(v, t)?;
-    let views: Vec<RgbImage> = [View::Superior, View::Anterior]
+    // LPS: x grows to the patient's left.
+    let side = if defect_side_x < 0.0 { View::Right } else { View::Left };
+    let views: Vec<RgbImage> = [View::Superior, side]
         .into_iter()
         .map(|view| render_mesh(&both, view, 600, Some(&colours)))
         .collect::<Result<_, _>>()?;
     let path = out.join("implant_craniectomy.png");
     RgbImage::side_by_side(&views).write_png(&path)?;
-    eprintln!("  picture: {}", path.display());
+    eprintln!("  picture: {} (from above and from the {side:?} side)", path.display());
     Ok(())
 }

@@ -8,24 +8,29 @@ use msd_geom::Mesh;
 use crate::preview::RgbImage;
 use crate::{Error, Result};
 
-/// Where the camera looks from (the view is orthographic, superior up).
+/// Where the camera looks from (the view is orthographic, superior up). Every view is a true
+/// view, never a mirror image: the patient's right is where a person standing there would see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     /// From the front (anterior), patient's right on the image left.
     Anterior,
-    /// From the patient's left side.
+    /// From the patient's left side, anterior on the image left.
     Left,
-    /// From above (superior), anterior up.
+    /// From the patient's right side, anterior on the image right.
+    Right,
+    /// From above (superior), anterior up, patient's right on the image right.
     Superior,
 }
 
 impl View {
-    /// (image x axis, image up axis, towards-viewer axis) as unit vectors in LPS.
+    /// (image x axis, image up axis, towards-viewer axis) as unit vectors in LPS; x × up points
+    /// towards the viewer (a right-handed screen frame, so the image is not mirrored).
     fn axes(self) -> ([f64; 3], [f64; 3], [f64; 3]) {
         match self {
             View::Anterior => ([1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]),
-            View::Left => ([0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]),
-            View::Superior => ([1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]),
+            View::Left => ([0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]),
+            View::Right => ([0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]),
+            View::Superior => ([-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]),
         }
     }
 }
@@ -122,6 +127,44 @@ pub fn render_mesh(mesh: &Mesh, view: View, size: usize, colours: Option<&[[u8; 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn views_are_not_mirror_images() {
+        // Two tetrahedra: red on the patient's right (−x, L of LPS negative), blue on the left and
+        // further forward (−y, anterior).
+        let t = tetrahedron();
+        let shift = |d: [f32; 3]| t.vertices().iter().map(move |v| [v[0] + d[0], v[1] + d[1], v[2] + d[2]]);
+        let mut v: Vec<[f32; 3]> = shift([-50.0, 20.0, 0.0]).collect();
+        v.extend(shift([50.0, -20.0, 0.0]));
+        let mut tris = t.triangles().to_vec();
+        tris.extend(t.triangles().iter().map(|tri| tri.map(|i| i + 4)));
+        let mesh = Mesh::new(v, tris).unwrap();
+        let colours: Vec<[u8; 3]> = [[255, 0, 0]; 4].into_iter().chain([[0, 0, 255]; 4]).collect();
+        // Mean image column of the red and of the blue pixels.
+        let columns = |view: View| {
+            let img = render_mesh(&mesh, view, 128, Some(&colours)).unwrap();
+            let mean = |red: bool| {
+                let xs: Vec<f64> = (0..128 * 128)
+                    .filter(|&i| {
+                        let p = img.get(i % 128, i / 128);
+                        if red { p[0] > 0 && p[2] == 0 } else { p[2] > 0 && p[0] == 0 }
+                    })
+                    .map(|i| (i % 128) as f64)
+                    .collect();
+                assert!(!xs.is_empty(), "{view:?}: no {} pixels", if red { "red" } else { "blue" });
+                xs.iter().sum::<f64>() / xs.len() as f64
+            };
+            (mean(true), mean(false))
+        };
+        let (red, blue) = columns(View::Anterior);
+        assert!(red < blue, "from the front the patient's right is on the image left");
+        let (red, blue) = columns(View::Superior);
+        assert!(red > blue, "from above (anterior up) the patient's right is on the image right");
+        let (red, blue) = columns(View::Left);
+        assert!(blue < red, "from the left the anterior (blue) is on the image left");
+        let (red, blue) = columns(View::Right);
+        assert!(blue > red, "from the right the anterior (blue) is on the image right");
+    }
 
     fn tetrahedron() -> Mesh {
         let v = vec![[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]];

@@ -334,6 +334,19 @@ pub struct EvalArgs {
     /// Skip surface metrics (Dice only; fast).
     #[arg(long)]
     pub no_surface: bool,
+    /// Score implants the AutoImplant way: Dice, boundary Dice (in a band around the defect's rim)
+    /// and HD95 between each predicted and true implant (label volumes). The band comes from
+    /// --skull (--band-mm around the rim) or is given as --region.
+    #[arg(long)]
+    pub implant: bool,
+    /// With --implant: the defective skull the true implant closes; the boundary band holds the
+    /// voxels within --band-mm of the rim where they meet. One for all cases or one per case.
+    #[arg(long, value_name = "SKULL")]
+    pub skull: Vec<PathBuf>,
+    /// With --implant --skull: width of the band around the defect's rim (mm; default 10, as
+    /// AutoImplant).
+    #[arg(long, value_name = "MM", allow_hyphen_values = true)]
+    pub band_mm: Option<f64>,
 }
 
 /// `msd implant`.
@@ -342,10 +355,11 @@ pub struct ImplantArgs {
     /// The defective skull as a label volume (NIfTI or NRRD; non-zero = bone).
     #[arg(long, value_name = "SKULL")]
     pub skull: Option<PathBuf>,
-    /// A CT instead of --skull: segmented first with --model (required with --ct for now).
+    /// A CT instead of --skull: segmented first with --model, or the shipped skull model, and the
+    /// engineers' clean-up.
     #[arg(long, value_name = "CT", conflicts_with = "skull")]
     pub ct: Option<PathBuf>,
-    /// The trained model that segments --ct.
+    /// The trained model that segments --ct (default: the shipped skull model).
     #[arg(long, value_name = "MODEL")]
     pub model: Option<PathBuf>,
     /// The implant label volume to write (.nii, .nii.gz, .nrrd), on the skull's grid.

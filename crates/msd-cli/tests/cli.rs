@@ -572,7 +572,7 @@ fn implant_bad_input_fails_in_one_line_and_writes_nothing() {
             1,
             "no defect found",
         ),
-        (&["implant", "--ct", "defect.nii.gz", "--out", "x.nii.gz"], 2, "--ct needs --model"),
+        (&["implant", "--out", "x.nii.gz"], 2, "--ct CT [--model M]"),
         (&["implant", "--skull", "defect.nii.gz", "--out", "x.nii.gz", "--point", "1,2"], 2, "three numbers"),
         (
             &["implant", "--skull", "defect.nii.gz", "--out", "x.nii.gz", "--point", "0,0,-400"],
@@ -651,4 +651,214 @@ fn a_tilted_series_is_refused_until_resample_is_given() {
     assert_eq!(v["shape_zyx"], info["volume"]["shape_zyx"]);
     fails(&f.msd(&["segment", tilted, "--out", "seg.nii.gz"]), 1, "--resample");
     assert!(!f.path("seg.nii.gz").exists());
+
+/// Hand-computed implant scores. Grid 8 × 4 × 6 voxels (x, y, z), spacing 1 × 1 × 2 mm. The
+/// defective skull is the slab z = 2, x < 3; the true implant continues it (z = 2, 3 ≤ x < 8: 20
+/// voxels); the prediction adds the layer above (z = 3, 3 ≤ x < 8: 40 voxels).
+/// - Dice = 2·20 / (20 + 40) = 2/3.
+/// - The rim is the true implant's column x = 3 at z = 2; a 2.5 mm band holds x = 1..5 at z = 2
+///   and x = 2..4 at z = 3 (2 mm up, √(4 + 1) ≤ 2.5). In it: 12 true voxels (x = 3, 4, 5), 20
+///   predicted (those and x = 3, 4 at z = 3), 12 shared: boundary Dice = 24 / 32 = 0.75.
+/// - HD95: the 20 upper-layer voxels lie 2 mm from the truth, the other 40 boundary voxels at 0:
+///   a third of the distances are 2 mm, so HD95 = 2 mm.
+fn implant_eval_fixture() -> tempfile::TempDir {
+    use ndarray::Array3;
+    let dir = tempfile::tempdir().unwrap();
+    let g = msd::io::Geometry::new([1.0, 1.0, 2.0], [0.0; 3], msd::io::Geometry::IDENTITY).unwrap();
+    let volume = |f: &dyn Fn(usize, usize) -> bool| {
+        msd::io::LabelVolume::new(Array3::from_shape_fn((6, 4, 8), |(z, _, x)| u8::from(f(z, x))), g).unwrap()
+    };
+    let write = |name: &str, v: &msd::io::LabelVolume| write_volume(dir.path().join(name), v).unwrap();
+    write("skull.nii.gz", &volume(&|z, x| z == 2 && x < 3));
+    write("truth.nii.gz", &volume(&|z, x| z == 2 && x >= 3));
+    write("pred.nii.gz", &volume(&|z, x| (z == 2 || z == 3) && x >= 3));
+    // The same 2.5 mm band, given as a mask.
+    write(
+        "band.nii.gz",
+        &volume(&|z, x| (z == 2 && (1..=5).contains(&x)) || (z == 3 && (2..=4).contains(&x))),
+    );
+    let shifted =
+        msd::io::Geometry::new([1.0, 1.0, 2.0], [5.0, 0.0, 0.0], msd::io::Geometry::IDENTITY).unwrap();
+    let skull = volume(&|z, x| z == 2 && x < 3);
+    write("shifted_skull.nii.gz", &msd::io::LabelVolume::new(skull.data().clone(), shifted).unwrap());
+    dir
+}
+
+#[test]
+fn eval_implant_gives_the_autoimplant_scores() {
+    let dir = implant_eval_fixture();
+    let close = |v: &serde_json::Value, want: f64| {
+        let got = v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+        assert!((got - want).abs() < 1e-9, "{got} != {want}");
+    };
+    // Two cases: the prediction above, and the truth against itself (1, 1, 0 mm).
+    let o = msd_in(
+        dir.path(),
+        &[
+            "eval",
+            "--implant",
+            "--pred",
+            "pred.nii.gz",
+            "--ref",
+            "truth.nii.gz",
+            "--pred",
+            "truth.nii.gz",
+            "--ref",
+            "truth.nii.gz",
+            "--skull",
+            "skull.nii.gz",
+            "--band-mm",
+            "2.5",
+            "--json",
+            "-",
+        ],
+    );
+    let r = json(&ok(&o));
+    let case = &r["cases"][0];
+    assert_eq!(case["case"], "pred");
+    close(&case["dice"], 2.0 / 3.0);
+    close(&case["boundary_dice"], 0.75);
+    close(&case["hd95_mm"], 2.0);
+    let same = &r["cases"][1];
+    close(&same["dice"], 1.0);
+    close(&same["boundary_dice"], 1.0);
+    close(&same["hd95_mm"], 0.0);
+    // Means at the top level and in the summary, as the rest of `msd eval`.
+    close(&r["dice"], (2.0 / 3.0 + 1.0) / 2.0);
+    close(&r["boundary_dice"], 0.875);
+    close(&r["hd95_mm"], 1.0);
+    assert_eq!(r["summary"]["dice"]["n"], 2);
+    // The band given as a mask scores the same; the table names the measures.
+    let o = msd_in(
+        dir.path(),
+        &["eval", "--implant", "--pred", "pred.nii.gz", "--ref", "truth.nii.gz", "--region", "band.nii.gz"],
+    );
+    let table = ok(&o);
+    assert!(table.contains("| case | Dice | boundary Dice | HD95 (mm) |"), "{table}");
+    assert!(table.contains("| pred | 0.667 | 0.750 | 2.00 |"), "{table}");
+    // The default band (10 mm) holds the whole implant here: boundary Dice = Dice.
+    let r = json(&ok(&msd_in(
+        dir.path(),
+        &[
+            "eval",
+            "--implant",
+            "--pred",
+            "pred.nii.gz",
+            "--ref",
+            "truth.nii.gz",
+            "--skull",
+            "skull.nii.gz",
+            "--json",
+            "-",
+        ],
+    )));
+    close(&r["boundary_dice"], 2.0 / 3.0);
+}
+
+#[test]
+fn eval_implant_bad_input_fails_in_one_line() {
+    let dir = implant_eval_fixture();
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &["eval", "--implant", "--pred", "pred.nii.gz", "--ref", "truth.nii.gz"],
+            2,
+            "--implant needs the boundary band",
+        ),
+        (
+            &["eval", "--pred", "pred.nii.gz", "--ref", "truth.nii.gz", "--skull", "skull.nii.gz"],
+            2,
+            "add --implant",
+        ),
+        (
+            &[
+                "eval",
+                "--implant",
+                "--pred",
+                "pred.nii.gz",
+                "--ref",
+                "truth.nii.gz",
+                "--skull",
+                "skull.nii.gz",
+                "--band-mm",
+                "-1",
+            ],
+            2,
+            "--band-mm -1",
+        ),
+        (
+            &[
+                "eval",
+                "--implant",
+                "--pred",
+                "pred.nii.gz",
+                "--ref",
+                "truth.nii.gz",
+                "--skull",
+                "skull.nii.gz",
+                "--region",
+                "band.nii.gz",
+            ],
+            2,
+            "give one of them",
+        ),
+        (
+            &[
+                "eval",
+                "--implant",
+                "--pred",
+                "pred.nii.gz",
+                "--ref",
+                "truth.nii.gz",
+                "--skull",
+                "shifted_skull.nii.gz",
+            ],
+            1,
+            "grid",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let o = msd_in(dir.path(), args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn implant_from_a_ct_without_model_uses_the_shipped_model() {
+    use msd_implant::synthetic::{ShellSpec, cut_sphere, grid_for, skull_shell};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ShellSpec::default();
+    let (g, shape) = grid_for(&spec, [1.5; 3], msd::io::Geometry::IDENTITY).unwrap();
+    let skull = skull_shell(&spec, g, shape).unwrap();
+    let centre = spec.outer_point([-0.7, 0.2, 0.7]);
+    let (defect, removed) = cut_sphere(&skull, centre, 25.0).unwrap();
+    // A CT of the defective skull: bone 1200 HU, brain 35 HU inside the vault, a 5 mm scalp of
+    // 40 HU outside it, air around.
+    let ct = ndarray::Array3::from_shape_fn(defect.data().dim(), |(z, y, x)| {
+        let p = g.index_to_world([x as f64, y as f64, z as f64]);
+        let e = |grow: f64| {
+            (0..3).map(|k| ((p[k] - spec.centre_mm[k]) / (spec.semi_axes_mm[k] + grow)).powi(2)).sum::<f64>()
+        };
+        if defect.data()[[z, y, x]] != 0 {
+            1200.0f32
+        } else if e(-spec.thickness_mm) < 1.0 {
+            35.0
+        } else if e(5.0) < 1.0 {
+            40.0
+        } else {
+            -1000.0
+        }
+    });
+    write_volume(dir.path().join("ct.nii.gz"), &msd::io::Volume::new(ct, g).unwrap()).unwrap();
+    // The shipped (pilot) model's skull shows a second opening low at the front: point at the defect.
+    let point = format!("{},{},{}", centre[0], centre[1], centre[2]);
+    let o =
+        msd_in(dir.path(), &["implant", "--ct", "ct.nii.gz", "--out", "implant.nii.gz", "--point", &point]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("with the shipped skull model"), "{}", stderr(&o));
+    let implant = msd::io::read_labels(dir.path().join("implant.nii.gz")).unwrap();
+    let dice = msd_implant::overlap_dice(&implant, &removed).unwrap();
+    assert!(dice > 0.7, "Dice {dice}");
 }

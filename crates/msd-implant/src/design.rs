@@ -28,6 +28,11 @@ const MAX_CONTROL_POINTS: usize = 600;
 /// the opening. Chosen on the synthetic skulls of the tests (λ = 0, 1, 200, 2000, 20 000 tried:
 /// 2000 best overall), not on the real data.
 const TPS_SMOOTHING: f64 = 2000.0;
+/// Ring rays meeting a table whose normal is tilted more than this from the ray are left out of the
+/// fits (see [`grazing`]): 60°, where the surface is seen twice as wide along the ray as across.
+const MAX_TILT_DEG: f64 = 60.0;
+/// Half the baseline (cells, 1 mm each) over which a table's tilt is measured.
+const TILT_BASELINE_CELLS: isize = 3;
 /// Largest angular radius of a defect plus its ring, seen from the skull's centre (degrees).
 const MAX_CHART_DEG: f64 = 72.0;
 /// A defect reaching further than this (mm) to both sides of the symmetry plane crosses the midline.
@@ -248,8 +253,9 @@ pub fn design_implant(skull: &LabelVolume, options: &ImplantOptions) -> Result<I
     let widen = (RIM_WIDEN_MM / CELL_MM).ceil() as u32;
     let ring_w = widen + (RING_MM / CELL_MM).ceil() as u32;
     let fill: Vec<bool> = dist.iter().map(|&d| d <= widen).collect();
-    let ring: Vec<usize> =
-        (0..cells).filter(|&c| dist[c] > widen && dist[c] <= ring_w && crossings[c].is_some()).collect();
+    let ring: Vec<usize> = (0..cells)
+        .filter(|&c| dist[c] > widen && dist[c] <= ring_w && !grazing(&chart, &crossings, c))
+        .collect();
     if ring.len() < 20 {
         return Err(Error::NotASkull {
             what: format!(
@@ -392,6 +398,43 @@ fn hole_cells(
         }
     }
     hole
+}
+
+/// Whether the ray of `cell` meets no bone, or meets it at a grazing angle: the inner or outer
+/// table's normal more than [`MAX_TILT_DEG`] from the ray. Rays from the vault's centre meet the
+/// vault's tables nearly head-on; those that graze a surface lie on another one (the floor of the
+/// anterior or middle cranial fossa, an orbit's roof, the zygomatic arch), whose radii would pull
+/// the tables modelled over the defect towards the skull base. The tilt comes from the radii's
+/// change over ±[`TILT_BASELINE_CELLS`] cells (so the voxel staircase does not count as slope).
+fn grazing(chart: &Chart, crossings: &[Option<Crossing>], cell: usize) -> bool {
+    let Some(here) = crossings[cell] else { return true };
+    let s = chart.size() as isize;
+    let (r, c) = ((cell as isize) / s, (cell as isize) % s);
+    let k = TILT_BASELINE_CELLS;
+    let max_slope = MAX_TILT_DEG.to_radians().tan();
+    let at = |rr: isize, cc: isize| -> Option<(usize, Crossing)> {
+        if rr < 0 || cc < 0 || rr >= s || cc >= s {
+            return None;
+        }
+        let i = (rr * s + cc) as usize;
+        crossings[i].map(|x| (i, x))
+    };
+    for (dr, dc) in [(1, 0), (0, 1)] {
+        let (Some((a, xa)), Some((b, xb))) = (at(r - k * dr, c - k * dc), at(r + k * dr, c + k * dc)) else {
+            continue;
+        };
+        let angle = dot(chart.dir(a), chart.dir(b)).clamp(-1.0, 1.0).acos();
+        let arc_in = angle * here.r_in;
+        let arc_out = angle * here.r_out;
+        if arc_in <= 0.0 {
+            continue;
+        }
+        if (xb.r_in - xa.r_in).abs() > max_slope * arc_in || (xb.r_out - xa.r_out).abs() > max_slope * arc_out
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// City-block distance (cells) of every chart cell to the hole.
@@ -889,4 +932,42 @@ fn implant_mesh(labels: &LabelVolume) -> Result<Mesh> {
     let geometry = Geometry::new(g.spacing(), origin, g.direction())?;
     let mesh = label_surface(&LabelVolume::new(crop, geometry)?, 1)?;
     Ok(mesh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chart of 21 × 21 one-degree cells looking along +z from a centre at the origin, at 80 mm.
+    fn chart() -> Chart {
+        let (e1, e2) = basis([0.0, 0.0, 1.0]);
+        Chart { a: [0.0, 0.0, 1.0], e1, e2, h: 1.0 / 80.0, n: 10, radius: 80.0 }
+    }
+
+    /// Tables at `r(u)` (mm, u the column offset in mm at 80 mm) and 6 mm thick.
+    fn tables(chart: &Chart, r: impl Fn(f64) -> f64) -> Vec<Option<Crossing>> {
+        (0..chart.size() * chart.size())
+            .map(|c| {
+                let r_in = r(chart.mm(c)[0]);
+                Some(Crossing { r_in, r_out: r_in + 6.0 })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn grazing_rays_are_those_meeting_steep_tables() {
+        let chart = chart();
+        let centre = chart.size() * chart.size() / 2;
+        // A sphere around the centre (rays meet it head-on), with the voxel staircase (±0.5 mm).
+        let sphere = tables(&chart, |u| 75.0 + if (u as i64) % 2 == 0 { 0.5 } else { -0.5 });
+        assert!(!grazing(&chart, &sphere, centre));
+        // Tables tilted 45° (1 mm out per mm across) are still met well enough.
+        assert!(!grazing(&chart, &tables(&chart, |u| 75.0 + u), centre));
+        // A floor seen along the rays: 3 mm per mm (72°) grazes.
+        assert!(grazing(&chart, &tables(&chart, |u| 75.0 + 3.0 * u), centre));
+        // No bone at all counts as grazing (the ray is not usable).
+        let mut hole = sphere.clone();
+        hole[centre] = None;
+        assert!(grazing(&chart, &hole, centre));
+    }
 }

@@ -13,7 +13,9 @@
 //!    [`design_implant`] asks for a point ([`Error::SeveralDefects`] lists their centres).
 //! 3. **Tables over the defect.** Around the defect a gnomonic chart of directions (1 mm cells)
 //!    holds the inner and outer table radii. The opening is widened by 3 mm and its tables are
-//!    modelled from a 10 mm ring of healthy bone around it:
+//!    modelled from a 10 mm ring of healthy bone around it, less the rays that graze a table
+//!    (normal more than 60° from the ray: the floor of the anterior or middle cranial fossa, an
+//!    orbit's roof, the zygomatic arch, which large frontal and temporal defects reach):
 //!    * [`Method::Patch`]: thin-plate splines of the inner and outer radius over the ring (the
 //!      biharmonic interpolant, with outlier rejection), so the thickness follows the rim's;
 //!    * [`Method::Mirror`]: the mid-sagittal plane is found by registering the outer table to its

@@ -1,9 +1,10 @@
-//! `msd eval`: Table-1-style report of predictions against references.
+//! `msd eval`: Table-1-style report of predictions against references, or (`--implant`) the
+//! AutoImplant scores of predicted implants against the true ones.
 use std::path::Path;
 
 use anyhow::Context as _;
 use msd::evaluation::{EvaluationOptions, Shape};
-use msd::metrics::{Region, Report};
+use msd::metrics::{MetricSummary, Region, Report, defect_rim_band, implant_scores};
 
 use crate::cli::EvalArgs;
 use crate::{Ui, UsageError};
@@ -23,6 +24,15 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
             args.region.len(),
             args.pred.len()
         ))
+        .into());
+    }
+    if args.implant {
+        return run_implant(args, ui);
+    }
+    if !args.skull.is_empty() || args.band_mm.is_some() {
+        return Err(UsageError(
+            "--skull and --band-mm define the boundary band of --implant scores; add --implant".into(),
+        )
         .into());
     }
     let mut report = Report::new();
@@ -99,4 +109,192 @@ fn case_name(path: &Path) -> String {
 /// Writes text atomically (temporary file in the same folder, then rename).
 pub fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
     msd::atomic::write_text(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The AutoImplant scores of one case.
+struct ImplantCase {
+    case: String,
+    dice: f64,
+    boundary_dice: f64,
+    hd95_mm: f64,
+}
+
+/// The boundary band's source.
+enum Band<'a> {
+    /// Band of this width (mm) around the rim where the true implant meets this defective skull.
+    Rim(&'a Path, f64),
+    /// A ready band mask (e.g. `defect_region.nii.gz`).
+    Mask(&'a Path),
+}
+
+/// `msd eval --implant`: Dice, boundary Dice and HD95 per case, their mean ± sd, as a Markdown
+/// table on stdout and optionally JSON, CSV and Markdown files.
+fn run_implant(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
+    if args.no_surface {
+        return Err(
+            UsageError("--no-surface: the --implant scores include HD95, a surface distance".into()).into()
+        );
+    }
+    let n = args.pred.len();
+    let per_case = |given: usize, what: &str| -> anyhow::Result<()> {
+        if given > 1 && given != n {
+            return Err(UsageError(format!(
+                "{given} {what} for {n} cases: give one {what} for all cases or one per case"
+            ))
+            .into());
+        }
+        Ok(())
+    };
+    per_case(args.skull.len(), "--skull")?;
+    per_case(args.region.len(), "--region")?;
+    let band_mm = args.band_mm.unwrap_or(10.0);
+    if !(band_mm.is_finite() && band_mm > 0.0) {
+        return Err(UsageError(format!("--band-mm {band_mm}: give a band width above 0 mm")).into());
+    }
+    match (args.skull.is_empty(), args.region.is_empty()) {
+        (true, true) => {
+            return Err(UsageError(
+                "--implant needs the boundary band: --skull DEFECTIVE_SKULL (a band of --band-mm around the rim) or --region BAND"
+                    .into(),
+            )
+            .into());
+        }
+        (false, false) => {
+            return Err(UsageError(
+                "--skull and --region both define the boundary band: give one of them".into(),
+            )
+            .into());
+        }
+        _ => {}
+    }
+    if args.band_mm.is_some() && args.skull.is_empty() {
+        return Err(UsageError(
+            "--band-mm sizes the band around --skull's rim; --region is the band itself".into(),
+        )
+        .into());
+    }
+    let pick = |list: &[std::path::PathBuf], i: usize| list.get(if list.len() == 1 { 0 } else { i }).cloned();
+    let bar = ui.bar(n as u64, "scoring implants");
+    let mut cases = Vec::with_capacity(n);
+    for (i, (pred_path, ref_path)) in args.pred.iter().zip(&args.reference).enumerate() {
+        let skull = pick(&args.skull, i);
+        let region = pick(&args.region, i);
+        let band = match (&skull, &region) {
+            (Some(s), _) => Band::Rim(s, band_mm),
+            (None, Some(r)) => Band::Mask(r),
+            (None, None) => return Err(UsageError("--implant needs --skull or --region".into()).into()),
+        };
+        let scores = score_implant(pred_path, ref_path, &band).with_context(|| {
+            format!("cannot score the implant {} against {}", pred_path.display(), ref_path.display())
+        })?;
+        cases.push(ImplantCase { case: case_name(pred_path), ..scores });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let band_text = if args.skull.is_empty() {
+        "in --region".to_string()
+    } else {
+        format!("within {band_mm} mm of the defect's rim")
+    };
+    let json = implant_json(&cases, &band_text)?;
+    if let Some(path) = &args.json {
+        if path.as_os_str() == "-" {
+            println!("{json}");
+        } else {
+            write_text(path, &json)?;
+        }
+    }
+    if let Some(path) = &args.csv {
+        let mut csv = String::from("case,dice,boundary_dice,hd95_mm\n");
+        for c in &cases {
+            csv += &format!("{},{},{},{}\n", c.case, c.dice, c.boundary_dice, c.hd95_mm);
+        }
+        write_text(path, &csv)?;
+    }
+    let markdown = implant_markdown(&cases, &band_text);
+    if let Some(path) = &args.markdown {
+        write_text(path, &markdown)?;
+    }
+    if args.json.as_deref().is_none_or(|p| p.as_os_str() != "-") {
+        print!("{markdown}");
+    }
+    Ok(())
+}
+
+fn score_implant(pred_path: &Path, ref_path: &Path, band: &Band<'_>) -> anyhow::Result<ImplantCase> {
+    let pred = super::read_labels(pred_path)?;
+    let reference = super::read_labels(ref_path)?;
+    let band = match band {
+        Band::Rim(skull_path, mm) => {
+            let skull = super::read_labels(skull_path)?;
+            defect_rim_band(&reference, &skull, *mm).with_context(|| {
+                format!("cannot make the rim band from {} and {}", ref_path.display(), skull_path.display())
+            })?
+        }
+        Band::Mask(path) => super::read_labels(path)?,
+    };
+    let s = implant_scores(&pred, &reference, &band)?;
+    Ok(ImplantCase { case: String::new(), dice: s.dice, boundary_dice: s.boundary_dice, hd95_mm: s.hd95_mm })
+}
+
+/// Reads one measure of a case.
+type Measure = fn(&ImplantCase) -> f64;
+
+/// The measures' names and getters, in the report's order.
+const IMPLANT_COLUMNS: [(&str, Measure); 3] =
+    [("dice", |c| c.dice), ("boundary_dice", |c| c.boundary_dice), ("hd95_mm", |c| c.hd95_mm)];
+
+/// `{"band", "cases": [{case, dice, boundary_dice, hd95_mm}], "summary": {metric: {n, mean, sd}}}`
+/// with the means also at the top level (`.dice`, `.boundary_dice`, `.hd95_mm`), as the rest of
+/// `msd eval`.
+fn implant_json(cases: &[ImplantCase], band: &str) -> anyhow::Result<String> {
+    let mut value = serde_json::json!({
+        "band": band,
+        "cases": cases
+            .iter()
+            .map(|c| serde_json::json!({
+                "case": c.case,
+                "dice": finite(c.dice),
+                "boundary_dice": finite(c.boundary_dice),
+                "hd95_mm": finite(c.hd95_mm),
+            }))
+            .collect::<Vec<_>>(),
+    });
+    let mut summary = serde_json::Map::new();
+    for (name, get) in IMPLANT_COLUMNS {
+        let m = MetricSummary::of(cases.iter().map(|c| Some(get(c))));
+        summary
+            .insert(name.into(), serde_json::json!({"n": m.n, "mean": finite(m.mean), "sd": finite(m.sd)}));
+        if m.n > 0 {
+            value[name] = serde_json::json!(m.mean);
+        }
+    }
+    value["summary"] = serde_json::Value::Object(summary);
+    Ok(serde_json::to_string_pretty(&value)?)
+}
+
+/// A number, or null when it is not finite (JSON has no NaN).
+fn finite(v: f64) -> serde_json::Value {
+    if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }
+}
+
+fn implant_markdown(cases: &[ImplantCase], band: &str) -> String {
+    let mut s = format!("Implant scores (AutoImplant); boundary Dice {band}.\n\n");
+    s += "| case | Dice | boundary Dice | HD95 (mm) |\n|---|---:|---:|---:|\n";
+    for c in cases {
+        s += &format!("| {} | {:.3} | {:.3} | {:.2} |\n", c.case, c.dice, c.boundary_dice, c.hd95_mm);
+    }
+    if cases.len() > 1 {
+        let cell = |get: Measure, digits: usize| {
+            let m = MetricSummary::of(cases.iter().map(|c| Some(get(c))));
+            format!("{:.digits$} ± {:.digits$}", m.mean, m.sd)
+        };
+        s += &format!(
+            "| mean ± sd | {} | {} | {} |\n",
+            cell(IMPLANT_COLUMNS[0].1, 3),
+            cell(IMPLANT_COLUMNS[1].1, 3),
+            cell(IMPLANT_COLUMNS[2].1, 2)
+        );
+    }
+    s
 }

@@ -1,6 +1,10 @@
 //! `msd implant`: the implant that closes a skull's defect, as a label volume and a mesh.
 use anyhow::Context as _;
-use msd::net::Model;
+use std::path::Path;
+
+use msd::geom::Cleanup;
+use msd::io::LabelVolume;
+use msd::net::{Model, SegmentOptions};
 use msd_implant::{ImplantOptions, MethodChoice, design_implant};
 
 use crate::cli::{ImplantArgs, ImplantMethod};
@@ -13,39 +17,25 @@ pub fn run(args: &ImplantArgs, ui: &Ui) -> anyhow::Result<()> {
             UsageError(format!("--clearance {} mm: give a gap of 0 mm or more", args.clearance)).into()
         );
     }
-    let skull = match (&args.skull, &args.ct, &args.model) {
-        (Some(path), None, None) => super::read_labels(path)?,
-        (Some(_), None, Some(_)) => {
-            return Err(UsageError(
-                "--model segments a --ct; with --skull there is nothing to segment".into(),
-            )
-            .into());
+    let skull = match (&args.skull, &args.ct) {
+        (Some(path), None) => {
+            if args.model.is_some() {
+                return Err(UsageError(
+                    "--model segments a --ct; with --skull there is nothing to segment".into(),
+                )
+                .into());
+            }
+            super::read_labels(path)?
         }
-        (None, Some(ct_path), Some(model_path)) => {
-            let model = Model::load(model_path)
-                .with_context(|| format!("cannot load the model {}", model_path.display()))?;
-            let ct = super::read_ct(ct_path)?;
-            ui.say(format!("segmenting {} with {}", ct_path.display(), model_path.display()));
-            model
-                .segment(&ct)
-                .with_context(|| {
-                    format!("cannot segment {} with {}", ct_path.display(), model_path.display())
-                })?
-                .labels
-        }
-        (None, Some(_), None) => {
-            return Err(UsageError(
-                "--ct needs --model: no default skull model is shipped yet; segment with a trained model (msd train)"
-                    .into(),
-            )
-            .into());
-        }
-        (None, None, _) => {
+        (None, Some(ct_path)) => segment(ct_path, args.model.as_deref(), ui)?,
+        (None, None) => {
             return Err(
-                UsageError("give the defective skull: --skull SKULL, or --ct CT --model M".into()).into()
+                UsageError("give the defective skull: --skull SKULL, or --ct CT [--model M]".into()).into()
             );
         }
-        (Some(_), Some(_), _) => unreachable!("clap rejects --skull with --ct"),
+        (Some(_), Some(_)) => {
+            return Err(UsageError("give --skull or --ct, not both".into()).into());
+        }
     };
     let method = match args.method {
         ImplantMethod::Auto => MethodChoice::Auto,
@@ -91,4 +81,35 @@ fn parse_point(text: &str) -> anyhow::Result<[f64; 3]> {
         }
     }
     Ok(p)
+}
+
+/// Segments the CT with `model_path` or, without one, the shipped skull model, then applies the
+/// engineers' clean-up (largest bone components, enclosed pockets filled), as `msd segment` does.
+fn segment(ct_path: &Path, model_path: Option<&Path>, ui: &Ui) -> anyhow::Result<LabelVolume> {
+    let (model, model_name) = match model_path {
+        Some(path) => (
+            Model::load(path).with_context(|| format!("cannot load the model {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            Model::default_skull().context("cannot load the shipped skull model")?,
+            "the shipped skull model".to_string(),
+        ),
+    };
+    let ct = super::read_ct(ct_path)?;
+    ui.say(format!("segmenting {} with {model_name}", ct_path.display()));
+    let bar = ui.bar(0, "segmenting");
+    let (seg, _) = msd::training::segment_with(
+        &model,
+        &ct,
+        &SegmentOptions::default(),
+        &Cleanup::default(),
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .with_context(|| format!("cannot segment {} with {model_name}", ct_path.display()))?;
+    bar.finish_and_clear();
+    Ok(seg.labels)
 }
