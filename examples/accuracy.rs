@@ -53,6 +53,9 @@ impl Condition {
     }
 }
 
+/// A scan to evaluate: its name, the CT, the region "near the defect" if any, and its rows.
+type Case<'a> = (&'a str, &'a Volume<f32>, Option<&'a Region>, Vec<Condition>);
+
 /// Adds seeded Gaussian noise of σ `sigma` HU, correlated over `corr` pixels when given.
 fn add_noise(ct: &Volume<f32>, sigma: f32, corr: Option<f64>, seed: u64) -> Volume<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -157,7 +160,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let mut rows = Vec::new();
     let mut biases = Vec::new();
-    let mut cases: Vec<(&str, &Volume<f32>, Option<&Region>, Vec<Condition>)> =
+    let mut cases: Vec<Case> =
         vec![("cthead (craniectomy)", &cthead, Some(&region), conditions.to_vec())];
     if let Some(h) = &headsq {
         cases.push(("headsq", h, None, vec![Condition::AsScanned, Condition::WhiteNoise(100.0)]));

@@ -651,6 +651,7 @@ fn a_tilted_series_is_refused_until_resample_is_given() {
     assert_eq!(v["shape_zyx"], info["volume"]["shape_zyx"]);
     fails(&f.msd(&["segment", tilted, "--out", "seg.nii.gz"]), 1, "--resample");
     assert!(!f.path("seg.nii.gz").exists());
+}
 
 /// Hand-computed implant scores. Grid 8 × 4 × 6 voxels (x, y, z), spacing 1 × 1 × 2 mm. The
 /// defective skull is the slab z = 2, x < 3; the true implant continues it (z = 2, 3 ≤ x < 8: 20

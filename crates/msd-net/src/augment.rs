@@ -667,7 +667,7 @@ mod tests {
             // σ is drawn U(0, 100) for half of the samples: some are noisy, none beyond the bound.
             let max = sds.iter().cloned().fold(0.0, f64::max);
             assert!(max > 20.0 && max < 110.0, "{aug:?}: σ {sds:?}");
-            assert!(sds.iter().any(|&s| s == 0.0));
+            assert!(sds.contains(&0.0));
         }
     }
 
