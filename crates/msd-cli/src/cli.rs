@@ -258,10 +258,10 @@ pub struct SegmentArgs {
     #[arg(long)]
     pub no_cleanup: bool,
     /// Keep every bone component of at least this volume (mm³) instead of only the largest.
-    #[arg(long, value_name = "MM3")]
+    #[arg(long, value_name = "MM3", allow_negative_numbers = true)]
     pub keep_above: Option<f64>,
     /// Fill enclosed pockets up to this volume (mm³; 0: none).
-    #[arg(long, value_name = "MM3", default_value_t = 100.0)]
+    #[arg(long, value_name = "MM3", default_value_t = 100.0, allow_negative_numbers = true)]
     pub fill_cavities: f64,
 }
 
