@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use msd::baseline::engineers_recipe;
-use msd::net::{Augmentation, LossConfig, MsdConfig, TrainConfig};
+use msd::net::{Augmentation, LossConfig, LrSchedule, MsdConfig, TrainConfig};
 use msd::phantom::{PhantomConfig, generate};
 use msd::training::{TrainingSet, train_with_progress};
 
@@ -44,7 +44,7 @@ fn parse() -> Result<Options, String> {
     let mut o = Options {
         out: PathBuf::from("crates/msd-net/models/skull.safetensors"),
         depth: 50,
-        epochs: 40,
+        epochs: 70,
         phantoms: 4,
         patch: 128,
         seed: 0,
@@ -104,6 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         patch_size: Some(o.patch),
         seed: o.seed,
         augmentation: Augmentation::robust(BONE_HU),
+        lr_schedule: LrSchedule::Cosine { final_fraction: 0.05 },
         loss: LossConfig::default(),
         validation_fraction: 0.05,
         early_stopping_patience: None,

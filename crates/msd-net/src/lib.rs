@@ -96,6 +96,7 @@ mod model;
 mod normalization;
 mod params;
 mod resample;
+mod schedule;
 mod train;
 
 pub use augment::Augmentation;
@@ -113,6 +114,7 @@ pub use model::{MODEL_FORMAT_VERSION, Model};
 pub use normalization::Normalization;
 pub use params::Params;
 pub use resample::resample_in_plane;
+pub use schedule::LrSchedule;
 pub use train::{
     Engine, EpochStats, StopReason, TrainConfig, TrainOutcome, TrainProgress, train, train_with_backend,
 };

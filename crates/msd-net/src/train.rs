@@ -12,8 +12,8 @@ use crate::augment::training_sample;
 use crate::dataset::SliceRef;
 use crate::model::{read_checkpoint, write_checkpoint};
 use crate::{
-    AdamConfig, Augmentation, Backend, BatchShape, CpuBackend, Dataset, Error, LossConfig, Model, MsdConfig,
-    Normalization, Result,
+    AdamConfig, Augmentation, Backend, BatchShape, CpuBackend, Dataset, Error, LossConfig, LrSchedule, Model,
+    MsdConfig, Normalization, Result,
 };
 
 /// Everything that controls a training run.
@@ -33,6 +33,8 @@ pub struct TrainConfig {
     pub patch_size: Option<usize>,
     /// Adam hyper-parameters (lr 1e-3).
     pub adam: AdamConfig,
+    /// How the learning rate changes over the run (constant by default).
+    pub lr_schedule: LrSchedule,
     /// Seed for initialisation, the validation split, sampling and augmentation: the same seed
     /// (and thread-independent kernels) give the same model twice.
     pub seed: u64,
@@ -79,6 +81,7 @@ impl Default for TrainConfig {
             batch_size: 4,
             patch_size: Some(128),
             adam: AdamConfig::default(),
+            lr_schedule: LrSchedule::Constant,
             seed: 0,
             augmentation: Augmentation::default(),
             loss: LossConfig::default(),
@@ -169,6 +172,7 @@ impl TrainConfig {
         self.network.validate()?;
         self.loss.validate(self.network.n_classes)?;
         self.augmentation.validate()?;
+        self.lr_schedule.validate()?;
         let bad = |what: String| Err(Error::InvalidTrainConfig { what });
         if self.network.input_channels != dataset.input_channels() {
             return bad(format!(
@@ -339,7 +343,9 @@ pub fn train_with_backend<B: Backend + ?Sized>(
                 return Err(Error::Diverged { epoch, step: state.steps });
             }
             backend.backward()?;
-            backend.adam_step(&config.adam)?;
+            let total_steps = (config.epochs * batches) as u64;
+            let lr = config.lr_schedule.rate(config.adam.lr, state.steps, total_steps);
+            backend.adam_step(&AdamConfig { lr, ..config.adam })?;
             state.steps += 1;
             loss_sum += lv.loss;
             done += 1;
@@ -415,6 +421,7 @@ pub fn train_with_backend<B: Backend + ?Sized>(
     p.insert("epochs_run".into(), state.epochs_done.to_string());
     p.insert("steps".into(), state.steps.to_string());
     p.insert("seed".into(), config.seed.to_string());
+    p.insert("learning_rate".into(), format!("{} ({:?})", config.adam.lr, config.lr_schedule));
     p.insert("training_slices".into(), train_set.len().to_string());
     p.insert("validation_slices".into(), val_set.len().to_string());
     p.insert("crop".into(), format!("{ch}x{cw}"));
