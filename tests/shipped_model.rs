@@ -57,11 +57,17 @@ fn native_resolution_gives_the_same_skull_at_half_and_one_mm() {
     // Each 1 mm pixel is the 2 × 2 block of 0.5 mm pixels centred on it: skull where most are.
     let pooled = ct.with_data(pool_2x2(fine_seg.labels.data(), ct.shape())).unwrap();
     let d = dice(&pooled, &coarse_seg.labels);
-    eprintln!("cthead at 0.5 mm vs 1.0 mm pixels, both on their own grid: Dice {d:.4}");
-    // The target is 0.99; the shipped model measures 0.973 (docs/model-card.md). The two
-    // grids' results differ mostly along thin bone, where the 1 mm result is the less accurate one
-    // (Dice 0.972 against the recipe at 1 mm, 0.987 at 0.5 mm).
-    assert!(d >= 0.96, "Dice {d}");
+    // The definition itself is not grid-independent: the recipe on the two grids, pooled the same way.
+    let recipe_fine = msd::baseline::engineers_recipe(&fine, 300.0).unwrap();
+    let recipe_pooled = ct.with_data(pool_2x2(recipe_fine.data(), ct.shape())).unwrap();
+    let recipe_d = dice(&recipe_pooled, &msd::baseline::engineers_recipe(&ct, 300.0).unwrap());
+    eprintln!(
+        "cthead at 0.5 mm vs 1.0 mm pixels, both on their own grid: MSDnet Dice {d:.4}, the 300 HU recipe {recipe_d:.4}"
+    );
+    // The target is 0.99, but the definition itself reaches only 0.979 here: thin bone above
+    // 300 HU on the fine grid partial-volumes below it on the coarse one. The shipped model measures
+    // 0.973; it must stay within 0.01 of the definition's own consistency.
+    assert!(d >= 0.96 && d >= recipe_d - 0.01, "Dice {d}, recipe {recipe_d}");
 }
 
 /// Majority pooling of the 2 × 2 in-plane blocks of `fine` onto a grid of `shape` (ties count as

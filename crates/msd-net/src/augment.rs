@@ -428,9 +428,28 @@ fn dilate(mask: &[bool], h: usize, w: usize, r: usize) -> Vec<bool> {
     out
 }
 
-/// Adds Gaussian noise of standard deviation `sigma` (HU) correlated over about `corr` pixels:
-/// white noise blurred by a Gaussian of σ = `corr`, rescaled to `sigma`.
-fn add_correlated_noise(plane: &mut [f32], h: usize, w: usize, sigma: f32, corr: f64, rng: &mut StdRng) {
+/// Adds Gaussian noise of standard deviation `sigma` (HU) correlated over about `corr` pixels to a
+/// plane `[h][w]`: white noise blurred by a Gaussian of σ = `corr` pixels ([`gaussian_blur`]),
+/// rescaled to `sigma`. This is the correlated noise of [`Augmentation::correlated_noise_hu`];
+/// evaluations use it to add the same kind of noise to whole scans.
+///
+/// ```
+/// use rand::SeedableRng;
+///
+/// let mut plane = vec![0.0f32; 64 * 64];
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// msd_net::add_correlated_noise(&mut plane, 64, 64, 100.0, 1.0, &mut rng);
+/// let sd = (plane.iter().map(|v| v * v).sum::<f32>() / plane.len() as f32).sqrt();
+/// assert!(sd > 60.0 && sd < 140.0, "σ {sd}");
+/// ```
+pub fn add_correlated_noise<R: Rng + ?Sized>(
+    plane: &mut [f32],
+    h: usize,
+    w: usize,
+    sigma: f32,
+    corr: f64,
+    rng: &mut R,
+) {
     let Ok(unit) = Normal::new(0.0f32, 1.0) else { return };
     let mut n: Vec<f32> = (0..h * w).map(|_| unit.sample(rng)).collect();
     gaussian_blur(&mut n, h, w, [corr, corr]);

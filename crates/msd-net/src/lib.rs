@@ -99,7 +99,7 @@ mod resample;
 mod schedule;
 mod train;
 
-pub use augment::Augmentation;
+pub use augment::{Augmentation, add_correlated_noise};
 pub use backend::{AdamConfig, AdamState, Backend, BatchShape};
 pub use candle_backend::CandleBackend;
 pub use candle_msd::{CandleMsd, symmetric_pad};
@@ -113,7 +113,7 @@ pub use loss::{LossConfig, LossValue};
 pub use model::{MODEL_FORMAT_VERSION, Model};
 pub use normalization::Normalization;
 pub use params::Params;
-pub use resample::resample_in_plane;
+pub use resample::{gaussian_blur, resample_in_plane};
 pub use schedule::LrSchedule;
 pub use train::{
     Engine, EpochStats, StopReason, TrainConfig, TrainOutcome, TrainProgress, train, train_with_backend,

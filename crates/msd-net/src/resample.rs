@@ -172,8 +172,16 @@ pub(crate) fn resample_taps(plane: &[f32], w: usize, rows: &AxisTaps, cols: &Axi
 }
 
 /// Separable Gaussian blur of a plane `[h][w]` in place, σ in pixels per axis (rows, columns),
-/// mirrored borders.
-pub(crate) fn gaussian_blur(plane: &mut [f32], h: usize, w: usize, sigma: [f64; 2]) {
+/// mirrored borders (the edge pixel repeated, as the network's convolutions do).
+///
+/// ```
+/// let mut plane = vec![0.0f32; 9 * 9];
+/// plane[4 * 9 + 4] = 1.0;
+/// msd_net::gaussian_blur(&mut plane, 9, 9, [1.0, 1.0]);
+/// assert!((plane.iter().sum::<f32>() - 1.0).abs() < 1e-5, "a blur keeps the sum");
+/// assert!(plane[4 * 9 + 4] < 0.2 && plane[4 * 9 + 5] > 0.05);
+/// ```
+pub fn gaussian_blur(plane: &mut [f32], h: usize, w: usize, sigma: [f64; 2]) {
     let kernel = |s: f64| -> Vec<f32> {
         let r = (3.0 * s).ceil().max(1.0) as i64;
         let k: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * s * s)).exp()).collect();
