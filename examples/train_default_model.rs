@@ -14,10 +14,11 @@
 //!
 //! Every sample is augmented for what real scans differ in (`Augmentation::robust`): pixel size
 //! 0.3–1.0 mm, slab thickness, reconstruction kernel, calibration, white and correlated noise up to
-//! 150 HU, metal streaks. Labels follow the 300 HU definition through the changes a threshold would
+//! 150 HU (each in 35 % of the samples, so 42 % stay clean), metal streaks. Labels follow the 300 HU definition through the changes a threshold would
 //! see, and ignore the noise, so the network learns the engineers' definition of bone on the
 //! noise-free image. The loss is plain cross-entropy: no class weights and no Dice term, which would
-//! move the 0.5 boundary outwards.
+//! move the 0.5 boundary outwards. The learning rate decays by half a cosine from 1e-3 to 5e-5 over
+//! the 70 epochs, so the last epochs settle the boundary. About 32 minutes on an idle 2-core machine.
 //!
 //! Options (after `--`): `OUT [--depth D] [--epochs E] [--phantoms P] [--patch S] [--seed N]`.
 use std::path::PathBuf;
