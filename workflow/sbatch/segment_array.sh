@@ -34,8 +34,10 @@ msd=${MSD:-msd}
 command -v "$msd" >/dev/null 2>&1 || die "msd binary '$msd' not found (set MSD=/path/to/msd)"
 
 task=$SLURM_ARRAY_TASK_ID
-n=$(wc -l < "$list")
-[ "$task" -ge 1 ] && [ "$task" -le "$n" ] || die "array task $task is outside the list's lines 1..$n"
+n=$(grep -c '' "$list" || true)
+if [ "$task" -lt 1 ] || [ "$task" -gt "$n" ]; then
+    die "array task $task is outside the list's lines 1..$n"
+fi
 scan=$(sed -n "${task}p" "$list")
 [ -n "$scan" ] || die "line $task of $list is empty"
 [ -e "$scan" ] || die "line $task of $list: '$scan' does not exist"

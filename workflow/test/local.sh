@@ -8,7 +8,7 @@
 # folder (the CT head phantom of dicom-conformance, no reference). Runs the workflow with evaluation
 # and an implant for the craniectomy case, checks labels, watertight meshes, the report's rows and
 # Dice, then checks that a second run has nothing to do. Needs python3 (a venv with
-# workflow/requirements.txt is made in target/workflow-venv when snakemake is missing).
+# workflow/requirements.txt is made in ~/.cache/msd/ when missing).
 # Environment: MSD, MSD_SHARED, MSD_WORKFLOW_VENV as for slurm_local.sh.
 set -euo pipefail
 
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
         --msd) msd=$2; shift 2 ;;
         --cores) cores=$2; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
@@ -41,11 +41,20 @@ msd=$(cd "$(dirname "$msd")" && pwd)/$(basename "$msd")
 shared=${MSD_SHARED:-$repo/../shared}
 [ -f "$shared/data/cthead/ct.nii.gz" ] || die "no $shared/data/cthead/ct.nii.gz (the shared data; set MSD_SHARED)"
 
-venv=${MSD_WORKFLOW_VENV:-$repo/target/workflow-venv}
-if ! "$venv/bin/python" -c 'import snakemake, nibabel, numpy' 2>/dev/null; then
+# The venv is kept outside the clone (a fresh CI clone reuses it) and remade when
+# workflow/requirements.txt changes: pip installing Snakemake takes ~2 minutes.
+req_hash=$(sha256sum "$repo/workflow/requirements.txt" | cut -c1-16)
+if [ -n "${MSD_WORKFLOW_VENV:-}" ]; then
+    venv=$MSD_WORKFLOW_VENV
+    [ -x "$venv/bin/snakemake" ] || die "MSD_WORKFLOW_VENV=$venv has no bin/snakemake (pip install -r workflow/requirements.txt there)"
+else
+    venv=${XDG_CACHE_HOME:-$HOME/.cache}/msd/workflow-venv-$req_hash
+fi
+if [ -z "${MSD_WORKFLOW_VENV:-}" ] && [ "$(cat "$venv/.msd-requirements" 2>/dev/null)" != "$req_hash" ]; then
     log "creating the venv $venv (pip install -r workflow/requirements.txt)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q -r "$repo/workflow/requirements.txt"
+    python3 -m venv --clear "$venv"
+    "$venv/bin/pip" install -q --no-compile -r "$repo/workflow/requirements.txt" || die "pip install -r workflow/requirements.txt failed"
+    echo "$req_hash" > "$venv/.msd-requirements"
 fi
 export PATH="$venv/bin:$PATH"
 log "msd: $msd ($("$msd" -V)); snakemake $(snakemake --version)"

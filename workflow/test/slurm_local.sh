@@ -3,8 +3,9 @@
 #
 #   workflow/test/slurm_local.sh [--msd PATH] [--keep]
 #
-# 1. Installs what it needs where it is missing: slurm-wlm and munge (Debian packages), and
-#    snakemake + snakemake-executor-plugin-slurm + nibabel/numpy in a venv (target/workflow-venv).
+# 1. Installs what it needs where it is missing: slurmctld, slurmd, slurm-client (= slurm-wlm) and
+#    munge (Debian packages), and snakemake + snakemake-executor-plugin-slurm + nibabel/numpy in a
+#    venv (~/.cache/msd/).
 # 2. Starts munged, slurmctld and slurmd with a slurm.conf generated for this host (its real CPUs and
 #    memory from `slurmd -C`, free ports, no cgroups, state under a temporary folder); checks that
 #    sinfo shows the node idle and `srun hostname` runs.
@@ -19,7 +20,7 @@
 # Needs root (apt-get, and the daemons run as root here) or, without root, slurm-wlm and munge
 # already installed (the daemons then run as the current user). Environment: MSD (the msd binary;
 # default target/release/msd, else target/debug/msd), MSD_SHARED (default ../shared),
-# MSD_WORKFLOW_VENV (default target/workflow-venv).
+# MSD_WORKFLOW_VENV (a venv with workflow/requirements.txt; default ~/.cache/msd/workflow-venv-HASH).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --msd) msd=$2; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
@@ -53,17 +54,29 @@ shared=${MSD_SHARED:-$repo/../shared}
 log "msd: $msd ($("$msd" -V))"
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null \
     || ! command -v sbatch >/dev/null; then
-    [ "$(id -u)" -eq 0 ] || die "slurm-wlm and munge are not installed and this is not root: run 'apt-get install -y slurm-wlm munge' as root"
-    log "installing slurm-wlm and munge (apt-get)"
+    [ "$(id -u)" -eq 0 ] || die "Slurm and munge are not installed and this is not root: run 'apt-get install -y slurm-wlm munge' as root"
+    # slurm-wlm is slurmctld + slurmd + slurm-client; without their recommends (X11 sview, docs,
+    # mysql, …) the install is 8 packages instead of 43: ~30 s instead of minutes.
+    log "installing slurmctld, slurmd, slurm-client and munge (apt-get, the parts of slurm-wlm)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq slurm-wlm munge >/dev/null
+    apt-get update -qq || die "apt-get update failed"
+    apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null \
+        || die "apt-get install slurmctld slurmd slurm-client munge failed"
 fi
-venv=${MSD_WORKFLOW_VENV:-$repo/target/workflow-venv}
-if ! "$venv/bin/python" -c 'import snakemake, snakemake_executor_plugin_slurm, nibabel, numpy' 2>/dev/null; then
+# The venv is kept outside the clone (a fresh CI clone reuses it) and remade when
+# workflow/requirements.txt changes: pip installing Snakemake takes ~2 minutes.
+req_hash=$(sha256sum "$repo/workflow/requirements.txt" | cut -c1-16)
+if [ -n "${MSD_WORKFLOW_VENV:-}" ]; then
+    venv=$MSD_WORKFLOW_VENV
+    [ -x "$venv/bin/snakemake" ] || die "MSD_WORKFLOW_VENV=$venv has no bin/snakemake (pip install -r workflow/requirements.txt there)"
+else
+    venv=${XDG_CACHE_HOME:-$HOME/.cache}/msd/workflow-venv-$req_hash
+fi
+if [ -z "${MSD_WORKFLOW_VENV:-}" ] && [ "$(cat "$venv/.msd-requirements" 2>/dev/null)" != "$req_hash" ]; then
     log "creating the venv $venv (pip install -r workflow/requirements.txt)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q -r "$repo/workflow/requirements.txt"
+    python3 -m venv --clear "$venv"
+    "$venv/bin/pip" install -q --no-compile -r "$repo/workflow/requirements.txt" || die "pip install -r workflow/requirements.txt failed"
+    echo "$req_hash" > "$venv/.msd-requirements"
 fi
 export PATH="$venv/bin:$PATH"
 log "snakemake $(snakemake --version), $(slurmctld -V)"
@@ -217,7 +230,8 @@ log "snakemake --executor slurm (profile workflow/profiles/slurm) on $ncases cas
         --set-threads segment=1 evaluate=1 \
         --set-resources segment:mem_mb=2000 mesh:mem_mb=1000 evaluate:mem_mb=1000 implant:mem_mb=1000 \
         --default-resources mem_mb=1000 runtime=10 \
-        --slurm-init-seconds-before-status-checks 2 --slurm-status-command squeue \
+        --slurm-init-seconds-before-status-checks 2 --seconds-between-status-checks 2 \
+        --slurm-status-command squeue \
         --slurm-keep-successful-logs --slurm-logdir "$work/slurm-logs" --latency-wait 10 --retries 0 \
         > "$work/snakemake.log" 2>&1
 ) || { tail -n 60 "$work/snakemake.log" >&2; die "snakemake through Slurm failed (log above)"; }
