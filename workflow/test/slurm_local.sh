@@ -39,14 +39,9 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-if [ -z "$msd" ]; then
-    for candidate in "$repo/target/release/msd" "$repo/target/debug/msd"; do
-        if [ -x "$candidate" ]; then msd=$candidate; break; fi
-    done
-fi
-[ -n "$msd" ] || die "no msd binary: build one (cargo build --release -p msd-cli) or pass --msd PATH"
-msd=$(cd "$(dirname "$msd")" && pwd)/$(basename "$msd")
-[ -x "$msd" ] || die "msd binary '$msd' is not executable"
+# shellcheck source=workflow/test/common.sh
+. "$here/common.sh"
+msd=$(resolve_msd "$msd")
 shared=${MSD_SHARED:-$repo/../shared}
 [ -f "$shared/data/cthead/ct.nii.gz" ] || die "no $shared/data/cthead/ct.nii.gz (the shared data; set MSD_SHARED)"
 
@@ -63,22 +58,7 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
     apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null \
         || die "apt-get install slurmctld slurmd slurm-client munge failed"
 fi
-# The venv is kept outside the clone (a fresh CI clone reuses it) and remade when
-# workflow/requirements.txt changes: pip installing Snakemake takes ~2 minutes.
-req_hash=$(sha256sum "$repo/workflow/requirements.txt" | cut -c1-16)
-if [ -n "${MSD_WORKFLOW_VENV:-}" ]; then
-    venv=$MSD_WORKFLOW_VENV
-    [ -x "$venv/bin/snakemake" ] || die "MSD_WORKFLOW_VENV=$venv has no bin/snakemake (pip install -r workflow/requirements.txt there)"
-else
-    venv=${XDG_CACHE_HOME:-$HOME/.cache}/msd/workflow-venv-$req_hash
-fi
-if [ -z "${MSD_WORKFLOW_VENV:-}" ] && [ "$(cat "$venv/.msd-requirements" 2>/dev/null)" != "$req_hash" ]; then
-    log "creating the venv $venv (pip install -r workflow/requirements.txt)"
-    python3 -m venv --clear "$venv"
-    "$venv/bin/pip" install -q --no-compile -r "$repo/workflow/requirements.txt" || die "pip install -r workflow/requirements.txt failed"
-    echo "$req_hash" > "$venv/.msd-requirements"
-fi
-export PATH="$venv/bin:$PATH"
+workflow_venv
 log "snakemake $(snakemake --version), $(slurmctld -V)"
 
 # ------------------------------------------------------------------ cluster
