@@ -140,8 +140,23 @@ impl<'a> Predictor<'a> {
 
     #[cfg(feature = "cuda")]
     fn cuda(model: &'a Model, ordinal: usize) -> Result<Self> {
+        use std::sync::{Arc, Mutex};
+
         use crate::cuda::{CudaDevice, CudaMsd, InputNorm};
-        let dev = CudaDevice::new(ordinal)?;
+        // Opened once per process and GPU: the context and the NVRTC-compiled kernels then serve
+        // every later volume (a batch segments many).
+        static OPENED: Mutex<Vec<(usize, Arc<CudaDevice>)>> = Mutex::new(Vec::new());
+        let dev = {
+            let mut opened = OPENED.lock().unwrap_or_else(|p| p.into_inner());
+            match opened.iter().find(|(o, _)| *o == ordinal) {
+                Some((_, dev)) => dev.clone(),
+                None => {
+                    let dev = CudaDevice::new(ordinal)?;
+                    opened.push((ordinal, dev.clone()));
+                    dev
+                }
+            }
+        };
         // Inputs arrive normalised, as for the CPU kernels.
         let norm = InputNorm::identity(model.config.input_channels);
         Ok(Predictor::Cuda(Box::new(CudaMsd::new(dev, model.config.clone(), &model.params, norm)?)))
@@ -334,7 +349,7 @@ mod tests {
     use msd_io::{Geometry, Volume};
     use ndarray::Array3;
 
-    use crate::{Device, Error, Model, MsdConfig, Normalization, SegmentOptions};
+    use crate::{Device, Model, MsdConfig, Normalization, SegmentOptions};
 
     fn small() -> (Model, Volume<f32>) {
         let model = Model::new(MsdConfig::new(3, 1, 1, 2), Normalization::default(), 1).unwrap();
@@ -365,7 +380,7 @@ mod tests {
         let opts = SegmentOptions::default().with_device(Device::Cuda(0));
         let mut planes = 0;
         match model.segment_with(&ct, &opts, |_, _| planes += 1) {
-            Err(Error::CudaNotBuilt { device }) => assert_eq!(device, Device::Cuda(0)),
+            Err(crate::Error::CudaNotBuilt { device }) => assert_eq!(device, Device::Cuda(0)),
             other => panic!("{other:?}"),
         }
         assert_eq!(planes, 0, "nothing runs before the device is checked");

@@ -78,7 +78,9 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
         (args.save_previews, "--save-previews"),
     ] {
         if given {
-            return Err(UsageError(format!("{flag} goes with --out-dir DIR (segmenting several scans)")).into());
+            return Err(
+                UsageError(format!("{flag} goes with --out-dir DIR (segmenting several scans)")).into()
+            );
         }
     }
     let inputs: Vec<&PathBuf> = args.scans.iter().chain(&args.input).collect();
