@@ -341,11 +341,20 @@ pub struct LabelArgs {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// A predicted label volume or mesh; repeat for several cases (paired with --ref in order).
-    #[arg(long = "pred", value_name = "PRED", required = true)]
+    #[arg(long = "pred", value_name = "PRED", required_unless_present = "pred_dir")]
     pub pred: Vec<PathBuf>,
     /// A reference label volume or mesh, one per --pred.
-    #[arg(long = "ref", value_name = "REF", required = true)]
+    #[arg(long = "ref", value_name = "REF", required_unless_present = "pred_dir")]
     pub reference: Vec<PathBuf>,
+    /// A whole study: the output folder of `msd segment --out-dir`. Every case its manifest
+    /// records as done (or skipped) is evaluated against the reference of the same name in
+    /// --ref-dir.
+    #[arg(long, value_name = "DIR", requires = "ref_dir", conflicts_with_all = ["pred", "reference", "implant"])]
+    pub pred_dir: Option<PathBuf>,
+    /// The references of --pred-dir: for case C, the first of C.nii.gz, C.nii, C.nrrd, C.nhdr,
+    /// C.stl, C.ply, C.obj or C/skull.nii.gz in this folder.
+    #[arg(long, value_name = "DIR", requires = "pred_dir")]
+    pub ref_dir: Option<PathBuf>,
     /// A region mask (e.g. defect_region.nii.gz) for the metrics near the defect; one for all
     /// cases or one per case.
     #[arg(long)]

@@ -1184,3 +1184,44 @@ fn batch_over_a_mixed_folder_of_a_dicom_series_nifti_files_and_a_corrupt_file() 
     let m = read_manifest(&f.path("out/manifest.json"));
     assert_eq!(m["summary"]["skipped"], 3, "{m}");
 }
+
+#[test]
+fn eval_takes_a_whole_study_from_a_batch_output_folder() {
+    // Issue #15: `msd eval` over the folder layout of `msd segment --out-dir`.
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.path("study")).unwrap();
+    std::fs::create_dir_all(f.path("refs")).unwrap();
+    for i in 0..2u64 {
+        let head = generate(&PhantomConfig::quick(), 200 + i).unwrap();
+        write_volume(f.path(&format!("study/case{i}.nii.gz")), &head.ct).unwrap();
+        write_volume(f.path(&format!("refs/case{i}.nii.gz")), &head.skull).unwrap();
+    }
+    ok(&f.msd(&["segment", "study", "--out-dir", "out"]));
+    let r =
+        json(&ok(&f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--no-surface", "--json", "-"])));
+    let cases = r["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2, "{r}");
+    assert_eq!(cases[0]["case"], "case0");
+    assert_eq!(cases[1]["case"], "case1");
+    // The same numbers as the pair given by hand.
+    let one = json(&ok(&f.msd(&[
+        "eval",
+        "--pred",
+        "out/case1/skull.nii.gz",
+        "--ref",
+        "refs/case1.nii.gz",
+        "--no-surface",
+        "--json",
+        "-",
+    ])));
+    assert_eq!(one["dice"], cases[1]["dice"]);
+    assert!(one["dice"].as_f64().unwrap() > 0.5, "{one}");
+    fails(
+        &f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "study/none"]),
+        1,
+        "no reference for case case0",
+    );
+    fails(&f.msd(&["eval", "--pred-dir", "refs", "--ref-dir", "refs"]), 1, "manifest.json");
+    fails(&f.msd(&["eval", "--pred-dir", "out"]), 2, "--ref-dir");
+    fails(&f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--pred", "x.nii.gz"]), 2, "--pred");
+}
