@@ -16,6 +16,7 @@
 //! |---|---|
 //! | [`preview`] | PNG slices (axial, coronal, sagittal) with contours over the CT |
 //! | [`render`] | a shaded or deviation-coloured picture of a mesh, as PNG |
+//! | [`batch`] | many scans in one run: cases from folders and lists, a resumable manifest |
 //! | [`baseline`] | the global-threshold baseline and connected-component clean-up |
 //! | [`surface`](mod@surface) | label volume → cleaned, watertight skull mesh |
 //! | [`evaluation`] | Dice and surface distances between label volumes and/or meshes |
@@ -33,6 +34,7 @@ pub use msd_phantom as phantom;
 
 pub mod atomic;
 pub mod baseline;
+pub mod batch;
 pub mod demo;
 mod error;
 pub mod evaluation;

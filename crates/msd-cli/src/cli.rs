@@ -43,7 +43,8 @@ pub fn long_version() -> String {
         cpu_kernels(),
         available.join(", "),
         if CUDA_COMPILED_IN {
-            "compiled in (NVRTC and the driver are loaded at run time)"
+            "compiled in (whether this machine can run it, driver, GPU and NVRTC, is checked when a \
+             command runs with --device cuda or auto)"
         } else {
             "not compiled in (build with --features cuda)"
         }
@@ -175,6 +176,10 @@ pub struct TrainArgs {
     /// same model up to rounding, slower).
     #[arg(long, value_enum, default_value_t = EngineArg::Kernels)]
     pub engine: EngineArg,
+    /// Where training runs: cpu, cuda (the first GPU), cuda:N or auto (a GPU when this build has
+    /// CUDA and one is usable, else the CPU; the candle engine always runs on the CPU).
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: msd::net::Device,
 }
 
 /// `--augment` of `msd train`.
@@ -218,18 +223,37 @@ pub enum Axes {
 /// `msd segment`.
 #[derive(Debug, Args)]
 pub struct SegmentArgs {
-    /// The CT scan: DICOM folder or file, NIfTI or NRRD.
-    #[arg(value_name = "SCAN", required_unless_present = "input", conflicts_with = "input")]
-    pub scan: Option<PathBuf>,
-    /// The CT scan (the same as SCAN).
+    /// The CT scan: DICOM folder or file, NIfTI or NRRD. With --out-dir, several scans, or folders
+    /// of cases (each subfolder a DICOM series, each NIfTI/NRRD file a case).
+    #[arg(value_name = "SCAN", required_unless_present_any = ["input", "list"])]
+    pub scans: Vec<PathBuf>,
+    /// A CT scan (the same as SCAN); repeat it for several scans with --out-dir.
+    #[arg(long, value_name = "SCAN")]
+    pub input: Vec<PathBuf>,
+    /// A text file listing scans or folders of cases, one path a line (blank lines and lines
+    /// starting with # are skipped; relative paths are relative to the file's folder).
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// Segment every case into DIR/<case>/ (skull.nii.gz, skull.stl) and record each case's
+    /// status, outputs, timings and skull volume in DIR/manifest.json; finished cases are skipped
+    /// on a rerun.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "mesh", "probabilities", "preview", "reference"])]
+    pub out_dir: Option<PathBuf>,
+    /// With --out-dir: segment every case again, even those the manifest records as done.
     #[arg(long)]
-    pub input: Option<PathBuf>,
+    pub force: bool,
+    /// With --out-dir: also write each case's skull probability volume (skull_probability.nii.gz).
+    #[arg(long)]
+    pub save_probabilities: bool,
+    /// With --out-dir: also write each case's preview PNGs (into DIR/<case>/preview/).
+    #[arg(long)]
+    pub save_previews: bool,
     /// The trained model (safetensors); default: the skull model that ships with msd.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The label volume to write: .nii, .nii.gz or .nrrd.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "out_dir")]
+    pub out: Option<PathBuf>,
     /// Also write the skull surface (.stl, .ply, .obj).
     #[arg(long)]
     pub mesh: Option<PathBuf>,
@@ -263,6 +287,10 @@ pub struct SegmentArgs {
     /// Fill enclosed pockets up to this volume (mm³; 0: none).
     #[arg(long, value_name = "MM3", default_value_t = 100.0, allow_negative_numbers = true)]
     pub fill_cavities: f64,
+    /// Where the network runs: cpu, cuda (the first GPU), cuda:N or auto (a GPU when this build
+    /// has CUDA and one is usable, else the CPU).
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: msd::net::Device,
 }
 
 /// `msd mesh`.
@@ -313,11 +341,20 @@ pub struct LabelArgs {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// A predicted label volume or mesh; repeat for several cases (paired with --ref in order).
-    #[arg(long = "pred", value_name = "PRED", required = true)]
+    #[arg(long = "pred", value_name = "PRED", required_unless_present = "pred_dir")]
     pub pred: Vec<PathBuf>,
     /// A reference label volume or mesh, one per --pred.
-    #[arg(long = "ref", value_name = "REF", required = true)]
+    #[arg(long = "ref", value_name = "REF", required_unless_present = "pred_dir")]
     pub reference: Vec<PathBuf>,
+    /// A whole study: the output folder of `msd segment --out-dir`. Every case its manifest
+    /// records as done (or skipped) is evaluated against the reference of the same name in
+    /// --ref-dir.
+    #[arg(long, value_name = "DIR", requires = "ref_dir", conflicts_with_all = ["pred", "reference", "implant"])]
+    pub pred_dir: Option<PathBuf>,
+    /// The references of --pred-dir: for case C, the first of C.nii.gz, C.nii, C.nrrd, C.nhdr,
+    /// C.stl, C.ply, C.obj or C/skull.nii.gz in this folder.
+    #[arg(long, value_name = "DIR", requires = "pred_dir")]
+    pub ref_dir: Option<PathBuf>,
     /// A region mask (e.g. defect_region.nii.gz) for the metrics near the defect; one for all
     /// cases or one per case.
     #[arg(long)]

@@ -863,3 +863,365 @@ fn implant_from_a_ct_without_model_uses_the_shipped_model() {
     let dice = msd_implant::overlap_dice(&implant, &removed).unwrap();
     assert!(dice > 0.7, "Dice {dice}");
 }
+
+/// The one `msd: ` line of a failed command's stderr (progress lines aside, there is exactly one).
+#[track_caller]
+fn one_error_line(o: &Output) -> String {
+    let err = stderr(o);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("msd: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    errors[0].to_owned()
+}
+
+#[test]
+fn segment_and_train_on_a_cuda_device_that_cannot_run_fail_cleanly_and_write_nothing() {
+    let f = Fixture::new();
+    if msd::net::Device::Cuda(0).resolve().is_ok() {
+        return; // This machine can run CUDA: the refusal is not what happens here.
+    }
+    for device in ["cuda", "cuda:0", "cuda:3"] {
+        let o = f.msd(&["segment", "ct.nii.gz", "--out", "s.nii.gz", "--mesh", "s.stl", "--device", device]);
+        let line = fails(&o, 1, "CUDA");
+        assert_eq!(line.lines().count(), 1, "{line}");
+        let msg = one_error_line(&o);
+        if !cfg!(feature = "cuda") {
+            assert!(msg.contains("built without CUDA support"), "{msg}");
+        }
+        assert!(!f.path("s.nii.gz").exists() && !f.path("s.stl").exists());
+    }
+    let o = f.msd(&["segment", "ct.nii.gz", "--out-dir", "batch", "--device", "cuda"]);
+    fails(&o, 1, "CUDA");
+    assert!(!f.path("batch").exists(), "nothing is written before the device is checked");
+    let o = f.msd(&[
+        "train",
+        "--ct",
+        "ct.nii.gz",
+        "--labels",
+        "skull.nii.gz",
+        "--out",
+        "m.safetensors",
+        "--device",
+        "cuda",
+    ]);
+    fails(&o, 1, "CUDA");
+    assert!(!f.path("m.safetensors").exists());
+}
+
+#[test]
+fn segment_on_auto_runs_on_the_cpu_and_says_why() {
+    let f = Fixture::new();
+    let auto = msd::net::Device::Auto.resolve().unwrap();
+    let o = f.msd(&["segment", "ct.nii.gz", "--out", "s.nii.gz"]);
+    ok(&o);
+    let err = stderr(&o);
+    let line = err.lines().find(|l| l.starts_with("device: ")).unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(line, format!("device: {auto}"));
+    if !cfg!(feature = "cuda") {
+        assert_eq!(line, "device: CPU (auto: built without CUDA support)");
+    }
+    let o = f.msd(&["segment", "ct.nii.gz", "--out", "cpu.nii.gz", "--device", "cpu"]);
+    ok(&o);
+    assert!(stderr(&o).contains("device: CPU (asked for)"), "{}", stderr(&o));
+    if auto.device() == msd::net::Device::Cpu {
+        assert_eq!(std::fs::read(f.path("s.nii.gz")).unwrap(), std::fs::read(f.path("cpu.nii.gz")).unwrap());
+    }
+}
+
+#[test]
+fn bad_device_strings_are_usage_errors() {
+    let f = Fixture::new();
+    for bad in ["gpu", "cuda:", "cuda:-1", "cuda:x", ""] {
+        let o = f.msd(&["segment", "ct.nii.gz", "--out", "s.nii.gz", "--device", bad]);
+        fails(&o, 2, "expected cpu, cuda, cuda:N or auto");
+    }
+    fails(
+        &f.msd(&[
+            "train",
+            "--ct",
+            "ct.nii.gz",
+            "--labels",
+            "skull.nii.gz",
+            "--out",
+            "m.safetensors",
+            "--device",
+            "tpu",
+        ]),
+        2,
+        "invalid device",
+    );
+    assert!(!f.path("s.nii.gz").exists());
+}
+
+/// Writes `n` small phantom CTs, `case0.nii.gz` ..., into `dir`.
+fn phantom_cases(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let head = generate(&PhantomConfig::quick(), 100 + i as u64).unwrap();
+        write_volume(dir.join(format!("case{i}.nii.gz")), &head.ct).unwrap();
+    }
+}
+
+fn read_manifest(path: &Path) -> serde_json::Value {
+    json(&std::fs::read_to_string(path).unwrap())
+}
+
+/// Every file under `dir` (relative path → bytes), the manifest left out.
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().unwrap() != "manifest.json" {
+                files.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    files
+}
+
+fn statuses(manifest: &serde_json::Value) -> Vec<(String, String)> {
+    manifest["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["case"].as_str().unwrap().to_owned(), c["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn batch_segments_each_case_records_a_corrupt_one_and_skips_finished_cases_on_a_rerun() {
+    // Issue #15: good cases written, the corrupt one recorded with its error, exit 1; a rerun skips.
+    let f = Fixture::new();
+    let study = f.path("study");
+    phantom_cases(&study, 2);
+    std::fs::write(study.join("broken.nii.gz"), b"not a NIfTI file at all").unwrap();
+    std::fs::write(study.join("notes.txt"), b"not a case").unwrap();
+    let o = f.msd(&["segment", "study", "--out-dir", "out"]);
+    let line = fails(&o, 1, "1 of 3 case(s) failed");
+    assert!(line.contains("out/manifest.json"), "{line}");
+    let m = read_manifest(&f.path("out/manifest.json"));
+    assert_eq!(
+        statuses(&m),
+        [
+            ("broken".into(), "failed".into()),
+            ("case0".into(), "done".into()),
+            ("case1".into(), "done".into())
+        ]
+    );
+    let broken = &m["cases"][0];
+    assert!(broken["error"].as_str().unwrap().contains("cannot read the CT"), "{broken}");
+    assert!(broken["input"].as_str().unwrap().ends_with("broken.nii.gz"));
+    assert!(!f.path("out/broken").exists(), "a failed case leaves no outputs");
+    for c in &m["cases"].as_array().unwrap()[1..] {
+        let name = c["case"].as_str().unwrap();
+        assert_eq!(c["outputs"]["labels"], format!("{name}/skull.nii.gz"));
+        assert_eq!(c["outputs"]["mesh"], format!("{name}/skull.stl"));
+        let volume = c["skull_volume_mm3"].as_f64().unwrap();
+        let labels = msd::io::read_labels(f.path("out").join(name).join("skull.nii.gz")).unwrap();
+        let expect = labelled(&f.path("out").join(name).join("skull.nii.gz")) as f64
+            * labels.geometry().voxel_volume_mm3();
+        assert!((volume - expect).abs() < 1e-6 * expect && volume > 0.0, "{volume} vs {expect}");
+        assert!(c["seconds"]["total"].as_f64().unwrap() > 0.0);
+        let mesh = msd::geom::read_mesh(f.path("out").join(name).join("skull.stl")).unwrap();
+        assert!(mesh.check().is_watertight());
+    }
+    assert_eq!(m["summary"]["done"], 2);
+    assert_eq!(m["summary"]["failed"], 1);
+    let before = tree(&f.path("out"));
+
+    // The rerun skips the finished cases, tries the broken one again and changes no output.
+    let o = f.msd(&["segment", "study", "--out-dir", "out"]);
+    fails(&o, 1, "1 of 3 case(s) failed");
+    let m = read_manifest(&f.path("out/manifest.json"));
+    assert_eq!(
+        statuses(&m),
+        [
+            ("broken".into(), "failed".into()),
+            ("case0".into(), "skipped".into()),
+            ("case1".into(), "skipped".into())
+        ]
+    );
+    assert_eq!(tree(&f.path("out")), before);
+
+    // Once the bad file is gone the batch succeeds; --force segments everything again, identically.
+    std::fs::remove_file(study.join("broken.nii.gz")).unwrap();
+    ok(&f.msd(&["segment", "study", "--out-dir", "out"]));
+    let o = f.msd(&["segment", "study", "--out-dir", "out", "--force"]);
+    ok(&o);
+    let m = read_manifest(&f.path("out/manifest.json"));
+    assert_eq!(m["summary"]["done"], 2, "{m}");
+    assert_eq!(tree(&f.path("out")), before);
+}
+
+#[test]
+fn batch_takes_repeated_inputs_and_a_list_and_single_scan_use_is_unchanged() {
+    let f = Fixture::new();
+    phantom_cases(&f.path("scans"), 2);
+    std::fs::write(f.path("cases.txt"), "# two scans\nscans/case1.nii.gz\n\nct.nii.gz\n").unwrap();
+    let o = f.msd(&[
+        "segment",
+        "--input",
+        "scans/case0.nii.gz",
+        "--list",
+        "cases.txt",
+        "--out-dir",
+        "out",
+        "--save-probabilities",
+    ]);
+    ok(&o);
+    let m = read_manifest(&f.path("out/manifest.json"));
+    assert_eq!(
+        statuses(&m),
+        [("case0".into(), "done".into()), ("case1".into(), "done".into()), ("ct".into(), "done".into())]
+    );
+    assert!(f.path("out/ct/skull_probability.nii.gz").is_file());
+    // The batch's labels are what the single-scan command writes.
+    ok(&f.msd(&["segment", "ct.nii.gz", "--out", "single.nii.gz", "--mesh", "single.stl"]));
+    assert_eq!(
+        std::fs::read(f.path("single.nii.gz")).unwrap(),
+        std::fs::read(f.path("out/ct/skull.nii.gz")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(f.path("single.stl")).unwrap(),
+        std::fs::read(f.path("out/ct/skull.stl")).unwrap()
+    );
+    // Several scans need --out-dir; batch-only flags need it too.
+    fails(&f.msd(&["segment", "ct.nii.gz", "scans/case0.nii.gz", "--out", "x.nii.gz"]), 2, "--out-dir");
+    fails(&f.msd(&["segment", "ct.nii.gz", "--out", "x.nii.gz", "--force"]), 2, "--out-dir");
+    fails(&f.msd(&["segment", "ct.nii.gz", "--out-dir", "o", "--out", "x.nii.gz"]), 2, "--out");
+    fails(&f.msd(&["segment", "--list", "none.txt", "--out-dir", "o"]), 1, "none.txt");
+}
+
+#[test]
+#[cfg(unix)]
+fn batch_killed_with_sigkill_resumes_to_the_outputs_of_an_uninterrupted_run() {
+    let f = Fixture::new();
+    phantom_cases(&f.path("study"), 6);
+    ok(&f.msd(&["segment", "study", "--out-dir", "whole"]));
+    let whole = tree(&f.path("whole"));
+    assert_eq!(whole.len(), 12, "{:?}", whole.keys());
+
+    let manifest = f.path("killed/manifest.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_msd"))
+        .args(["segment", "study", "--out-dir", "killed"])
+        .current_dir(f.path(""))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let done = std::fs::read_to_string(&manifest)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .map(|m| statuses(&m).iter().filter(|(_, s)| s == "done").count())
+            .unwrap_or(0);
+        if done >= 1 {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 60, "no case finished in 60 s");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let m = read_manifest(&manifest);
+    let unfinished = statuses(&m).iter().filter(|(_, s)| s != "done").count();
+    assert!(unfinished >= 1, "the kill came after the last case: {m}");
+
+    let o = f.msd(&["segment", "study", "--out-dir", "killed"]);
+    ok(&o);
+    let m = read_manifest(&manifest);
+    assert!(statuses(&m).iter().all(|(_, s)| s == "done" || s == "skipped"), "{m}");
+    assert!(statuses(&m).iter().any(|(_, s)| s == "skipped"), "{m}");
+    let resumed = tree(&f.path("killed"));
+    assert!(resumed.keys().all(|p| !p.to_string_lossy().contains(".part")), "{:?}", resumed.keys());
+    assert_eq!(resumed.keys().collect::<Vec<_>>(), whole.keys().collect::<Vec<_>>());
+    assert!(resumed == whole, "the resumed run's files differ from the uninterrupted run's");
+}
+
+#[test]
+#[cfg_attr(not(msd_shared_data), ignore = "needs ../shared/data")]
+fn batch_over_a_mixed_folder_of_a_dicom_series_nifti_files_and_a_corrupt_file() {
+    // Issue #15's acceptance folder: a real CT series (a head phantom, 28 slices of 5 mm), NIfTI
+    // cases and one corrupt file.
+    let f = Fixture::new();
+    let study = f.path("study");
+    phantom_cases(&study, 2);
+    let series = shared("dicom-conformance/dcm_qa_ct/In/Philips/S21570/S2010");
+    std::fs::create_dir_all(study.join("philips")).unwrap();
+    for e in std::fs::read_dir(&series).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::write(study.join("philips").join(p.file_name().unwrap()), std::fs::read(&p).unwrap())
+            .unwrap();
+    }
+    std::fs::write(study.join("corrupt.nii"), vec![0u8; 1000]).unwrap();
+    let o = f.msd(&["segment", "study", "--out-dir", "out"]);
+    fails(&o, 1, "1 of 4 case(s) failed");
+    let m = read_manifest(&f.path("out/manifest.json"));
+    assert_eq!(
+        statuses(&m),
+        [
+            ("case0".into(), "done".into()),
+            ("case1".into(), "done".into()),
+            ("corrupt".into(), "failed".into()),
+            ("philips".into(), "done".into()),
+        ]
+    );
+    assert!(m["cases"][2]["error"].as_str().unwrap().contains("corrupt.nii"), "{m}");
+    // The series segments as the single-scan command segments it.
+    ok(&f.msd(&["segment", series.to_str().unwrap(), "--out", "single.nii.gz"]));
+    assert_eq!(
+        std::fs::read(f.path("single.nii.gz")).unwrap(),
+        std::fs::read(f.path("out/philips/skull.nii.gz")).unwrap()
+    );
+    let o = f.msd(&["segment", "study", "--out-dir", "out"]);
+    fails(&o, 1, "1 of 4 case(s) failed");
+    let m = read_manifest(&f.path("out/manifest.json"));
+    assert_eq!(m["summary"]["skipped"], 3, "{m}");
+}
+
+#[test]
+fn eval_takes_a_whole_study_from_a_batch_output_folder() {
+    // Issue #15: `msd eval` over the folder layout of `msd segment --out-dir`.
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.path("study")).unwrap();
+    std::fs::create_dir_all(f.path("refs")).unwrap();
+    for i in 0..2u64 {
+        let head = generate(&PhantomConfig::quick(), 200 + i).unwrap();
+        write_volume(f.path(&format!("study/case{i}.nii.gz")), &head.ct).unwrap();
+        write_volume(f.path(&format!("refs/case{i}.nii.gz")), &head.skull).unwrap();
+    }
+    ok(&f.msd(&["segment", "study", "--out-dir", "out"]));
+    let r =
+        json(&ok(&f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--no-surface", "--json", "-"])));
+    let cases = r["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2, "{r}");
+    assert_eq!(cases[0]["case"], "case0");
+    assert_eq!(cases[1]["case"], "case1");
+    // The same numbers as the pair given by hand.
+    let one = json(&ok(&f.msd(&[
+        "eval",
+        "--pred",
+        "out/case1/skull.nii.gz",
+        "--ref",
+        "refs/case1.nii.gz",
+        "--no-surface",
+        "--json",
+        "-",
+    ])));
+    assert_eq!(one["dice"], cases[1]["dice"]);
+    assert!(one["dice"].as_f64().unwrap() > 0.5, "{one}");
+    fails(
+        &f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "study/none"]),
+        1,
+        "no reference for case case0",
+    );
+    fails(&f.msd(&["eval", "--pred-dir", "refs", "--ref-dir", "refs"]), 1, "manifest.json");
+    fails(&f.msd(&["eval", "--pred-dir", "out"]), 2, "--ref-dir");
+    fails(&f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--pred", "x.nii.gz"]), 2, "--pred");
+}

@@ -107,6 +107,27 @@ pub enum Error {
     /// An error from `msd-io` (volume geometry, shapes).
     #[error(transparent)]
     Io3d(#[from] msd_io::Error),
+    /// A CUDA device was asked for, but this build has no CUDA kernels.
+    ///
+    /// Rebuild with the `cuda` feature (`cargo build --features cuda`; no CUDA toolkit is needed, the
+    /// kernels compile at run time), or ask for [`Device::Cpu`](crate::Device::Cpu) or
+    /// [`Device::Auto`](crate::Device::Auto).
+    #[error(
+        "{device} was asked for, but msd was built without CUDA support (rebuild with --features cuda, or use the CPU)"
+    )]
+    CudaNotBuilt {
+        /// The device asked for.
+        device: crate::Device,
+    },
+    /// A CUDA device was asked for; the build has CUDA, but this machine cannot run it (no NVIDIA
+    /// driver, no such GPU, or no NVRTC library to compile the kernels).
+    #[error("{device} was asked for, but CUDA cannot run here: {reason}")]
+    CudaUnavailable {
+        /// The device asked for.
+        device: crate::Device,
+        /// What is missing.
+        reason: String,
+    },
     /// A backend (for example CUDA) failed.
     #[error("{backend} backend: {what}")]
     Backend {

@@ -18,7 +18,7 @@ use crate::kernels::{self, Isa};
 use crate::loss::softmax_planes;
 use crate::resample::{resample_plane, resampled_len};
 use crate::train::argmax;
-use crate::{Error, Model, Result};
+use crate::{Device, Error, Model, Result};
 
 /// The orientation of the 2D planes a volume is cut into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,12 +43,21 @@ pub struct SegmentOptions {
     pub resample_to_model: bool,
     /// Keep one probability volume per class in [`Segmentation::probabilities`] (default `false`).
     pub keep_probabilities: bool,
+    /// Where the network runs (default [`Device::Cpu`]). On a CUDA GPU each plane goes through the
+    /// hand-written CUDA kernels ([`crate::cuda::CudaMsd`], feature `cuda`); everything else
+    /// (normalisation, resampling, fusing, arg-max) is the same code as on the CPU.
+    pub device: Device,
 }
 
 impl Default for SegmentOptions {
     /// Axial planes on the scan's own grid; labels only.
     fn default() -> Self {
-        SegmentOptions { axes: vec![SliceAxis::Axial], resample_to_model: false, keep_probabilities: false }
+        SegmentOptions {
+            axes: vec![SliceAxis::Axial],
+            resample_to_model: false,
+            keep_probabilities: false,
+            device: Device::Cpu,
+        }
     }
 }
 
@@ -68,6 +77,13 @@ impl SegmentOptions {
     /// Returns the options with the per-class probability volumes kept or not.
     pub fn with_probabilities(mut self, keep: bool) -> Self {
         self.keep_probabilities = keep;
+        self
+    }
+
+    /// Returns the options with the network run on `device` ([`Device::Auto`] is resolved when
+    /// segmenting starts).
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
         self
     }
 }
@@ -103,47 +119,88 @@ fn plane_axis(axis: SliceAxis) -> Axis {
     }
 }
 
-/// Runs a model's forward pass on single images, reusing one feature buffer.
-struct Predictor<'a> {
-    model: &'a Model,
-    isa: Isa,
-    features: Vec<f32>,
+/// Runs a model's forward pass on single images, on the CPU or a GPU.
+enum Predictor<'a> {
+    /// The CPU kernels, reusing one feature buffer.
+    Cpu { model: &'a Model, isa: Isa, features: Vec<f32> },
+    /// The CUDA kernels, the network's parameters uploaded once.
+    #[cfg(feature = "cuda")]
+    Cuda(Box<crate::cuda::CudaMsd>),
 }
 
 impl<'a> Predictor<'a> {
-    fn new(model: &'a Model) -> Self {
-        Predictor { model, isa: Isa::detect(), features: Vec::new() }
+    /// A predictor on `device`, which must be concrete (resolved).
+    fn new(model: &'a Model, device: Device) -> Result<Self> {
+        match device {
+            Device::Cpu => Ok(Predictor::Cpu { model, isa: Isa::detect(), features: Vec::new() }),
+            Device::Cuda(ordinal) => Self::cuda(model, ordinal),
+            Device::Auto => Err(Error::InvalidInput { what: "the device `auto` was not resolved".into() }),
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda(model: &'a Model, ordinal: usize) -> Result<Self> {
+        use std::sync::{Arc, Mutex};
+
+        use crate::cuda::{CudaDevice, CudaMsd, InputNorm};
+        // Opened once per process and GPU: the context and the NVRTC-compiled kernels then serve
+        // every later volume (a batch segments many).
+        static OPENED: Mutex<Vec<(usize, Arc<CudaDevice>)>> = Mutex::new(Vec::new());
+        let dev = {
+            let mut opened = OPENED.lock().unwrap_or_else(|p| p.into_inner());
+            match opened.iter().find(|(o, _)| *o == ordinal) {
+                Some((_, dev)) => dev.clone(),
+                None => {
+                    let dev = CudaDevice::new(ordinal)?;
+                    opened.push((ordinal, dev.clone()));
+                    dev
+                }
+            }
+        };
+        // Inputs arrive normalised, as for the CPU kernels.
+        let norm = InputNorm::identity(model.config.input_channels);
+        Ok(Predictor::Cuda(Box::new(CudaMsd::new(dev, model.config.clone(), &model.params, norm)?)))
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn cuda(_model: &'a Model, ordinal: usize) -> Result<Self> {
+        Err(Error::CudaNotBuilt { device: Device::Cuda(ordinal) })
     }
 
     /// Class probabilities `[n_classes][h][w]` of a normalised input `[input_channels][h][w]`.
     fn predict(&mut self, input: &[f32], h: usize, w: usize, probs: &mut Vec<f32>) -> Result<()> {
-        let config = &self.model.config;
-        let hw = h
-            .checked_mul(w)
-            .filter(|&v| v > 0)
-            .ok_or_else(|| Error::InvalidInput { what: format!("an image of {h} × {w} pixels") })?;
-        if input.len() != config.input_channels * hw {
-            return Err(Error::len("input image", config.input_channels * hw, input.len()));
+        match self {
+            Predictor::Cpu { model, isa, features } => {
+                let config = &model.config;
+                let hw = h
+                    .checked_mul(w)
+                    .filter(|&v| v > 0)
+                    .ok_or_else(|| Error::InvalidInput { what: format!("an image of {h} × {w} pixels") })?;
+                if input.len() != config.input_channels * hw {
+                    return Err(Error::len("input image", config.input_channels * hw, input.len()));
+                }
+                let need = config.total_channels().checked_mul(hw).ok_or_else(|| Error::InvalidInput {
+                    what: format!(
+                        "feature buffer of {} channels × {h} × {w} overflows",
+                        config.total_channels()
+                    ),
+                })?;
+                features.resize(need, 0.0);
+                features[..input.len()].copy_from_slice(input);
+                let params = &model.params;
+                kernels::forward(*isa, config, &params.conv_weights, &params.conv_biases, features, h, w)?;
+                probs.resize(config.n_classes * hw, 0.0);
+                final_layer(config, params, features, hw, probs);
+                softmax_planes(probs, config.n_classes);
+                Ok(())
+            }
+            #[cfg(feature = "cuda")]
+            Predictor::Cuda(net) => {
+                net.forward(input, 1, h, w)?;
+                *probs = net.probabilities()?;
+                Ok(())
+            }
         }
-        let need = config.total_channels().checked_mul(hw).ok_or_else(|| Error::InvalidInput {
-            what: format!("feature buffer of {} channels × {h} × {w} overflows", config.total_channels()),
-        })?;
-        self.features.resize(need, 0.0);
-        self.features[..input.len()].copy_from_slice(input);
-        let params = &self.model.params;
-        kernels::forward(
-            self.isa,
-            config,
-            &params.conv_weights,
-            &params.conv_biases,
-            &mut self.features,
-            h,
-            w,
-        )?;
-        probs.resize(config.n_classes * hw, 0.0);
-        final_layer(config, params, &self.features, hw, probs);
-        softmax_planes(probs, config.n_classes);
-        Ok(())
     }
 }
 
@@ -164,6 +221,11 @@ impl Model {
 
     /// Segments a CT volume with explicit options; `progress(done, total)` is called as planes
     /// finish.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an unusable volume or option set; [`Error::CudaNotBuilt`] /
+    /// [`Error::CudaUnavailable`] when [`SegmentOptions::device`] is a GPU this build or machine
+    /// cannot use; [`Error::Backend`] when the GPU fails while running.
     pub fn segment_with(
         &self,
         ct: &Volume<f32>,
@@ -174,6 +236,7 @@ impl Model {
         if options.axes.is_empty() {
             return Err(Error::InvalidInput { what: "no slice axis to segment along".into() });
         }
+        let device = options.device.resolve()?.device();
         let k = self.config.n_classes;
         let shape = ct.shape();
         let spacing = ct.geometry().spacing();
@@ -187,7 +250,7 @@ impl Model {
         // The network's input once for the whole volume: every plane is normalised once, and a
         // 2.5D model reads neighbouring planes from here.
         let normalised = ct.data().mapv(|v| self.normalization.apply(v));
-        let mut predictor = Predictor::new(self);
+        let mut predictor = Predictor::new(self, device)?;
         let mut probs = Vec::new();
         let mut done = 0;
         let half = (self.config.input_channels / 2) as isize;
@@ -271,12 +334,55 @@ impl Model {
     }
 
     /// Class probabilities `[n_classes][h][w]` for one image given in HU, `[input_channels][h][w]`,
-    /// at the image's own pixel spacing.
+    /// at the image's own pixel spacing, on the CPU.
     pub fn predict_image(&self, hu: &[f32], height: usize, width: usize) -> Result<Vec<f32>> {
         self.validate()?;
         let input: Vec<f32> = hu.iter().map(|&v| self.normalization.apply(v)).collect();
         let mut probs = Vec::new();
-        Predictor::new(self).predict(&input, height, width, &mut probs)?;
+        Predictor::new(self, Device::Cpu)?.predict(&input, height, width, &mut probs)?;
         Ok(probs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use msd_io::{Geometry, Volume};
+    use ndarray::Array3;
+
+    use crate::{Device, Model, MsdConfig, Normalization, SegmentOptions};
+
+    fn small() -> (Model, Volume<f32>) {
+        let model = Model::new(MsdConfig::new(3, 1, 1, 2), Normalization::default(), 1).unwrap();
+        let ct = Volume::new(
+            Array3::from_shape_fn((2, 9, 11), |(z, y, x)| (z * 99 + y * 11 + x) as f32),
+            Geometry::default(),
+        )
+        .unwrap();
+        (model, ct)
+    }
+
+    #[test]
+    fn auto_segments_like_the_cpu_when_no_gpu_is_used() {
+        let (model, ct) = small();
+        let cpu = model.segment(&ct).unwrap();
+        let auto = Device::Auto.resolve().unwrap();
+        if auto.device() == Device::Cpu {
+            let opts = SegmentOptions::default().with_device(Device::Auto);
+            let seg = model.segment_with(&ct, &opts, |_, _| {}).unwrap();
+            assert_eq!(seg.labels.data(), cpu.labels.data());
+        }
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_inference_without_the_feature_is_a_typed_error() {
+        let (model, ct) = small();
+        let opts = SegmentOptions::default().with_device(Device::Cuda(0));
+        let mut planes = 0;
+        match model.segment_with(&ct, &opts, |_, _| planes += 1) {
+            Err(crate::Error::CudaNotBuilt { device }) => assert_eq!(device, Device::Cuda(0)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(planes, 0, "nothing runs before the device is checked");
     }
 }

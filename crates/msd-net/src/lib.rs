@@ -24,6 +24,8 @@
 //!   validation, best-checkpoint keeping, early stopping, a time budget and resumable checkpoints,
 //!   reporting progress through a callback, run by the kernels directly or through candle's
 //!   autograd ([`Engine`]);
+//! - [`Device`]: where training and inference run (the CPU, a CUDA GPU or `auto`), resolved once
+//!   into a [`ResolvedDevice`] that says why; the same API with and without the `cuda` feature;
 //! - [`Model`]: weights + [`Normalization`] + class names + the pixel spacing it was trained at +
 //!   provenance, saved as one safetensors file; [`Model::segment`] applies it to a whole CT volume
 //!   slice by slice in parallel, resampling to the model's spacing and back, optionally fusing
@@ -88,6 +90,7 @@ mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod dataset;
+mod device;
 mod error;
 mod infer;
 pub mod kernels;
@@ -107,6 +110,7 @@ pub use candle_op::{MsdBlockOp, msd_block};
 pub use config::MsdConfig;
 pub use cpu::CpuBackend;
 pub use dataset::{Dataset, SliceRef};
+pub use device::{Device, ParseDeviceError, ResolvedDevice};
 pub use error::{Error, Result};
 pub use infer::{SegmentOptions, Segmentation, SliceAxis};
 pub use loss::{LossConfig, LossValue};

@@ -12,8 +12,8 @@ use crate::augment::training_sample;
 use crate::dataset::SliceRef;
 use crate::model::{read_checkpoint, write_checkpoint};
 use crate::{
-    AdamConfig, Augmentation, Backend, BatchShape, CpuBackend, Dataset, Error, LossConfig, LrSchedule, Model,
-    MsdConfig, Normalization, Result,
+    AdamConfig, Augmentation, Backend, BatchShape, CpuBackend, Dataset, Device, Error, LossConfig,
+    LrSchedule, Model, MsdConfig, Normalization, Result,
 };
 
 /// Everything that controls a training run.
@@ -56,6 +56,9 @@ pub struct TrainConfig {
     pub class_names: Option<Vec<String>>,
     /// What runs the training steps.
     pub engine: Engine,
+    /// Where [`train`] runs them: the CPU (the default), a CUDA GPU (with [`Engine::Kernels`]
+    /// only: candle's autograd runs on the CPU here) or [`Device::Auto`].
+    pub device: Device,
 }
 
 /// What runs the training steps of [`train`]. Both use the same kernels and give the same model
@@ -91,6 +94,7 @@ impl Default for TrainConfig {
             window_hu: Normalization::DEFAULT_WINDOW_HU,
             class_names: None,
             engine: Engine::Kernels,
+            device: Device::Cpu,
         }
     }
 }
@@ -212,21 +216,56 @@ impl TrainConfig {
     }
 }
 
-/// Trains an MSDnet on the CPU with the backend of [`TrainConfig::engine`]; see
+/// Trains an MSDnet with the backend of [`TrainConfig::engine`] on [`TrainConfig::device`]; see
 /// [`train_with_backend`].
+///
+/// # Errors
+/// As [`train_with_backend`]; [`Error::CudaNotBuilt`] / [`Error::CudaUnavailable`] when the device is
+/// a GPU this build or machine cannot use; [`Error::InvalidTrainConfig`] for [`Engine::Candle`] on a
+/// GPU.
 pub fn train(
     dataset: &Dataset,
     config: &TrainConfig,
     progress: impl FnMut(&TrainProgress),
 ) -> Result<TrainOutcome> {
-    match config.engine {
-        Engine::Kernels => {
+    let device = config.device.resolve()?.device();
+    match (config.engine, device) {
+        (Engine::Kernels, Device::Cuda(ordinal)) => train_on_cuda(ordinal, dataset, config, progress),
+        (Engine::Candle, Device::Cuda(_)) => Err(Error::InvalidTrainConfig {
+            what: format!(
+                "the candle engine runs on the CPU only; use the kernels engine on {device}, or the CPU"
+            ),
+        }),
+        (Engine::Kernels, _) => {
             train_with_backend(&mut CpuBackend::new(&config.network)?, dataset, config, progress)
         }
-        Engine::Candle => {
+        (Engine::Candle, _) => {
             train_with_backend(&mut crate::CandleBackend::new(&config.network)?, dataset, config, progress)
         }
     }
+}
+
+/// [`train`] on CUDA GPU `ordinal` with the hand-written CUDA kernels.
+#[cfg(feature = "cuda")]
+fn train_on_cuda(
+    ordinal: usize,
+    dataset: &Dataset,
+    config: &TrainConfig,
+    progress: impl FnMut(&TrainProgress),
+) -> Result<TrainOutcome> {
+    let mut backend = crate::cuda::CudaBackend::new(ordinal, &config.network)?;
+    train_with_backend(&mut backend, dataset, config, progress)
+}
+
+/// Without the `cuda` feature a GPU never resolves; kept so [`train`] reads the same in both builds.
+#[cfg(not(feature = "cuda"))]
+fn train_on_cuda(
+    ordinal: usize,
+    _dataset: &Dataset,
+    _config: &TrainConfig,
+    _progress: impl FnMut(&TrainProgress),
+) -> Result<TrainOutcome> {
+    Err(Error::CudaNotBuilt { device: Device::Cuda(ordinal) })
 }
 
 /// Splits the dataset's slices into (training, validation) with the seed.

@@ -1,6 +1,6 @@
 //! `msd eval`: Table-1-style report of predictions against references, or (`--implant`) the
 //! AutoImplant scores of predicted implants against the true ones.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use msd::evaluation::{EvaluationOptions, Shape};
@@ -9,8 +9,56 @@ use msd::metrics::{MetricSummary, Region, Report, defect_rim_band, implant_score
 use crate::cli::EvalArgs;
 use crate::{Ui, UsageError};
 
+/// The reference of `case` in a folder of references (see `--ref-dir`).
+fn reference_of(dir: &Path, case: &str) -> Option<PathBuf> {
+    ["nii.gz", "nii", "nrrd", "nhdr", "stl", "ply", "obj"]
+        .iter()
+        .map(|ext| dir.join(format!("{case}.{ext}")))
+        .chain(std::iter::once(dir.join(case).join(msd::batch::LABELS_FILE)))
+        .find(|p| p.is_file())
+}
+
+/// The (case, prediction, reference) triples of `--pred-dir` / `--ref-dir`, in the manifest's order.
+fn study_pairs(pred_dir: &Path, ref_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf, PathBuf)>> {
+    use msd::batch::{CaseStatus, MANIFEST_FILE, Manifest};
+    let path = pred_dir.join(MANIFEST_FILE);
+    let manifest = Manifest::read(&path)?.with_context(|| {
+        format!("{} has no {MANIFEST_FILE}: is it the --out-dir of msd segment?", pred_dir.display())
+    })?;
+    let mut pairs = Vec::new();
+    for record in &manifest.cases {
+        if !matches!(record.status, CaseStatus::Done | CaseStatus::Skipped) {
+            continue;
+        }
+        let labels = record
+            .outputs
+            .labels
+            .as_ref()
+            .with_context(|| format!("{}: case {} records no labels", path.display(), record.case))?;
+        let reference = reference_of(ref_dir, &record.case).with_context(|| {
+            format!(
+                "no reference for case {} in {} (looked for {0}.nii.gz, {0}.stl, ...)",
+                record.case,
+                ref_dir.display()
+            )
+        })?;
+        pairs.push((record.case.clone(), pred_dir.join(labels), reference));
+    }
+    if pairs.is_empty() {
+        anyhow::bail!("{} records no finished case to evaluate", path.display());
+    }
+    Ok(pairs)
+}
+
 pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
-    if args.pred.len() != args.reference.len() {
+    let pairs: Vec<(String, PathBuf, PathBuf)> = match (&args.pred_dir, &args.ref_dir) {
+        (Some(pred_dir), Some(ref_dir)) => study_pairs(pred_dir, ref_dir)?,
+        _ => {
+            args.pred.iter().zip(&args.reference).map(|(p, r)| (case_name(p), p.clone(), r.clone())).collect()
+        }
+    };
+    let n_cases = pairs.len().max(args.pred.len());
+    if args.pred_dir.is_none() && args.pred.len() != args.reference.len() {
         return Err(UsageError(format!(
             "{} --pred but {} --ref: give one reference per prediction, in the same order",
             args.pred.len(),
@@ -18,11 +66,11 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
         ))
         .into());
     }
-    if args.region.len() > 1 && args.region.len() != args.pred.len() {
+    if args.region.len() > 1 && args.region.len() != n_cases {
         return Err(UsageError(format!(
             "{} --region for {} cases: give one region for all cases or one per case",
             args.region.len(),
-            args.pred.len()
+            n_cases
         ))
         .into());
     }
@@ -39,8 +87,8 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
     if !args.region.is_empty() {
         report = report.with_region_name("region");
     }
-    let bar = ui.bar(args.pred.len() as u64, "evaluating");
-    for (i, (pred_path, ref_path)) in args.pred.iter().zip(&args.reference).enumerate() {
+    let bar = ui.bar(pairs.len() as u64, "evaluating");
+    for (i, (case, pred_path, ref_path)) in pairs.iter().enumerate() {
         let pred = read_shape(pred_path)?;
         let reference = read_shape(ref_path)?;
         let region = match args.region.get(if args.region.len() == 1 { 0 } else { i }) {
@@ -48,8 +96,7 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
             None => None,
         };
         let options = EvaluationOptions::default().region(region).surface_metrics(!args.no_surface);
-        let case = case_name(pred_path);
-        let result = options.evaluate(&case, &pred, &reference).with_context(|| {
+        let result = options.evaluate(case, &pred, &reference).with_context(|| {
             format!("cannot evaluate {} against {}", pred_path.display(), ref_path.display())
         })?;
         report.push(result);

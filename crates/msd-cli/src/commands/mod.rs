@@ -14,7 +14,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use msd::io::{LabelVolume, Volume};
-use msd::net::{Backend as _, CandleBackend, CpuBackend, Engine, MsdConfig};
+use msd::net::{Backend as _, CandleBackend, CpuBackend, Device, Engine, MsdConfig, ResolvedDevice};
+
+use crate::Ui;
 
 /// Reads a CT volume (HU), naming the file in the error. A DICOM series with uneven slice spacing
 /// or gantry tilt is refused (the error says to pass `--resample`).
@@ -91,4 +93,22 @@ pub fn engine_backend_name(network: &MsdConfig, engine: Engine) -> anyhow::Resul
         Engine::Candle => CandleBackend::new(network).map(|b| b.name()),
     };
     name.context("cannot set up the MSDnet")
+}
+
+/// Resolves `--device` once, before any work, and prints the line saying which device runs and
+/// why (`device: CPU (auto: built without CUDA support)`). A GPU this build or machine cannot use
+/// is an error (exit status 1) before anything is read or written.
+pub fn resolve_device(device: Device, ui: &Ui) -> anyhow::Result<ResolvedDevice> {
+    let resolved = device.resolve().with_context(|| format!("cannot use --device {device}"))?;
+    ui.say(format!("device: {resolved}"));
+    Ok(resolved)
+}
+
+/// The backend name of the `msd train` / `msd segment` start line on a resolved device: the CPU
+/// kernels' (`cpu-avx512`, ...) or `cuda:N`.
+pub fn device_backend_name(network: &MsdConfig, engine: Engine, device: Device) -> anyhow::Result<String> {
+    match device {
+        Device::Cuda(n) => Ok(format!("cuda:{n}")),
+        _ => engine_backend_name(network, engine),
+    }
 }

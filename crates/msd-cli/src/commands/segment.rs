@@ -1,6 +1,12 @@
 //! `msd segment`: a model (the shipped skull model unless one is given) applied to a CT, with the
-//! engineers' clean-up, written as labels (and mesh, previews).
+//! engineers' clean-up, written as labels (and mesh, previews); with `--out-dir`, to many scans in
+//! one run ([`msd::batch`]).
+use std::path::{Path, PathBuf};
+
 use anyhow::Context as _;
+use msd::batch::{
+    BatchEvent, BatchOptions, CaseStatus, MANIFEST_FILE, find_cases, read_case_list, segment_batch,
+};
 use msd::evaluation::Shape;
 use msd::geom::{Cleanup, KeepComponents};
 use msd::net::{Model, SegmentOptions, SliceAxis};
@@ -34,10 +40,9 @@ fn cleanup(args: &SegmentArgs) -> anyhow::Result<Cleanup> {
     Ok(Cleanup { keep, fill_cavities_mm3: args.fill_cavities, ..Cleanup::default() })
 }
 
-pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
-    let cleanup = cleanup(args)?;
-    let input = args.scan.as_ref().or(args.input.as_ref()).context("no scan given")?;
-    let (model, model_name) = match &args.model {
+/// The model of `--model`, or the shipped skull model, and the name the messages give it.
+fn load_model(path: Option<&Path>) -> anyhow::Result<(Model, String)> {
+    Ok(match path {
         Some(path) => (
             Model::load(path).with_context(|| format!("cannot load the model {}", path.display()))?,
             path.display().to_string(),
@@ -46,14 +51,51 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
             Model::default_skull().context("cannot load the shipped skull model")?,
             "the shipped skull model".into(),
         ),
-    };
-    let ct = super::read_ct_resampled(input, args.resample)?;
+    })
+}
+
+/// The network options of the flags, on `device`.
+fn segment_options(args: &SegmentArgs, device: msd::net::Device) -> SegmentOptions {
     let mut options = SegmentOptions::default()
         .with_resample_to_model(args.resample_to_model)
-        .with_probabilities(args.probabilities.is_some());
+        .with_probabilities(args.probabilities.is_some())
+        .with_device(device);
     if args.axes == Axes::All {
         options = options.with_axes(vec![SliceAxis::Axial, SliceAxis::Coronal, SliceAxis::Sagittal]);
     }
+    options
+}
+
+pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
+    let cleanup = cleanup(args)?;
+    if let Some(dir) = &args.out_dir {
+        return run_batch(args, dir, cleanup, ui);
+    }
+    for (given, flag) in [
+        (args.list.is_some(), "--list"),
+        (args.force, "--force"),
+        (args.save_probabilities, "--save-probabilities"),
+        (args.save_previews, "--save-previews"),
+    ] {
+        if given {
+            return Err(
+                UsageError(format!("{flag} goes with --out-dir DIR (segmenting several scans)")).into()
+            );
+        }
+    }
+    let inputs: Vec<&PathBuf> = args.scans.iter().chain(&args.input).collect();
+    let [input] = inputs.as_slice() else {
+        return Err(UsageError(format!(
+            "{} scans given: segment several scans with --out-dir DIR, or give one scan with --out",
+            inputs.len()
+        ))
+        .into());
+    };
+    let out = args.out.as_ref().context("no --out given")?;
+    let device = super::resolve_device(args.device, ui)?.device();
+    let (model, model_name) = load_model(args.model.as_deref())?;
+    let ct = super::read_ct_resampled(input, args.resample)?;
+    let options = segment_options(args, device);
     let [sx, sy, sz] = ct.geometry().spacing();
     ui.say(format!(
         "segmenting {} ({} slices, {sx:.2} × {sy:.2} × {sz:.2} mm) with {model_name} (MSDnet depth {}, {} input channel(s), backend {}), {}",
@@ -61,7 +103,7 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
         ct.shape()[0],
         model.config.depth,
         model.config.input_channels,
-        super::backend_name(&model.config)?,
+        super::device_backend_name(&model.config, msd::net::Engine::Kernels, device)?,
         if args.resample_to_model {
             format!("resampled to {:.2} mm pixels", model.pixel_spacing_mm[0])
         } else {
@@ -83,11 +125,11 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
             report.components, report.components_removed, report.voxels_removed, report.voxels_filled
         ));
     }
-    super::write_volume(&args.out, &seg.labels)?;
+    super::write_volume(out, &seg.labels)?;
     let n = super::count_labelled(&seg.labels);
     ui.say(format!(
         "wrote {}: {n} skull voxels ({:.1} ml) in {seconds:.1} s",
-        args.out.display(),
+        out.display(),
         n as f64 * seg.labels.geometry().voxel_volume_mm3() / 1000.0
     ));
     if let Some(path) = &args.probabilities {
@@ -115,7 +157,7 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
             overlays.push(Overlay::new(r, REFERENCE_COLOUR));
         }
         let stem =
-            args.out.file_name().map(|n| n.to_string_lossy().split('.').next().unwrap_or("seg").to_string());
+            out.file_name().map(|n| n.to_string_lossy().split('.').next().unwrap_or("seg").to_string());
         for p in write_previews(
             dir,
             stem.as_deref().unwrap_or("seg"),
@@ -126,6 +168,81 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
         )? {
             ui.say(format!("wrote {}", p.display()));
         }
+    }
+    Ok(())
+}
+
+/// `msd segment --out-dir DIR`: every case into `DIR/<case>/`, the manifest updated after each.
+fn run_batch(args: &SegmentArgs, out_dir: &Path, cleanup: Cleanup, ui: &Ui) -> anyhow::Result<()> {
+    let mut paths: Vec<PathBuf> = args.scans.iter().chain(&args.input).cloned().collect();
+    if let Some(list) = &args.list {
+        paths.extend(
+            read_case_list(list).with_context(|| format!("cannot read the case list {}", list.display()))?,
+        );
+    }
+    let cases = find_cases(&paths).context("cannot find the cases")?;
+    if cases.is_empty() {
+        anyhow::bail!(
+            "no cases found in {}",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let device = super::resolve_device(args.device, ui)?.device();
+    let (model, model_name) = load_model(args.model.as_deref())?;
+    ui.say(format!(
+        "segmenting {} case(s) into {} with {model_name} (MSDnet depth {}, backend {})",
+        cases.len(),
+        out_dir.display(),
+        model.config.depth,
+        super::device_backend_name(&model.config, msd::net::Engine::Kernels, device)?,
+    ));
+    let options = BatchOptions::default()
+        .with_segment(segment_options(args, device))
+        .with_cleanup(cleanup)
+        .with_dicom(super::dicom_options(args.resample))
+        .with_probabilities(args.save_probabilities)
+        .with_previews(args.save_previews)
+        .with_force(args.force)
+        .with_model_name(model_name);
+    let bar = ui.bar(cases.len() as u64, "cases");
+    let manifest = segment_batch(&model, &cases, out_dir, &options, |event| match event {
+        BatchEvent::CaseStarted { index, case, .. } => {
+            bar.set_position(index as u64);
+            bar.set_message(case.name.clone());
+        }
+        BatchEvent::CaseFinished { index, total, record } => {
+            bar.set_position(index as u64 + 1);
+            let line = match record.status {
+                CaseStatus::Done => format!(
+                    "done in {:.1} s, skull {:.1} ml",
+                    record.seconds.map(|s| s.total).unwrap_or_default(),
+                    record.skull_volume_mm3.unwrap_or_default() / 1000.0
+                ),
+                CaseStatus::Skipped => "skipped (done in an earlier run; --force segments it again)".into(),
+                CaseStatus::Failed => {
+                    format!("failed: {}", record.error.as_deref().unwrap_or("unknown error"))
+                }
+                CaseStatus::Pending => "pending".into(),
+            };
+            bar.suspend(|| ui.say(format!("[{}/{total}] {}: {line}", index + 1, record.case)));
+        }
+        _ => {}
+    })
+    .with_context(|| format!("batch into {} stopped", out_dir.display()))?;
+    bar.finish_and_clear();
+    let s = manifest.summary;
+    let manifest_path = out_dir.join(MANIFEST_FILE);
+    ui.say(format!(
+        "{} done, {} skipped, {} failed; wrote {}",
+        s.done,
+        s.skipped,
+        s.failed,
+        manifest_path.display()
+    ));
+    let failed_here =
+        manifest.cases.iter().take(cases.len()).filter(|c| c.status == CaseStatus::Failed).count();
+    if failed_here > 0 {
+        anyhow::bail!("{failed_here} of {} case(s) failed; see {}", cases.len(), manifest_path.display());
     }
     Ok(())
 }

@@ -78,6 +78,20 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
     {
         return Err(UsageError(format!("--minutes {m} must be positive")).into());
     }
+    let engine: msd::net::Engine = args.engine.into();
+    // candle's autograd runs on the CPU: `auto` then means the CPU, an explicit GPU is refused.
+    let device = match (engine, args.device) {
+        (msd::net::Engine::Candle, msd::net::Device::Auto) => {
+            ui.say("device: CPU (auto: the candle engine runs on the CPU)");
+            msd::net::Device::Cpu
+        }
+        (msd::net::Engine::Candle, d @ msd::net::Device::Cuda(_)) => {
+            return Err(
+                UsageError(format!("--engine candle runs on the CPU only, not on --device {d}")).into()
+            );
+        }
+        (_, d) => super::resolve_device(d, ui)?.device(),
+    };
     let checkpoint = checkpoint_path(&args.out);
     if checkpoint.exists() && !args.resume {
         anyhow::bail!(
@@ -128,7 +142,7 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
     }
 
     let network = MsdConfig::new(args.depth, 1, args.channels, 2);
-    let backend = super::engine_backend_name(&network, args.engine.into())?;
+    let backend = super::device_backend_name(&network, engine, device)?;
     let config = TrainConfig {
         epochs: args.epochs,
         time_budget: args.minutes.map(|m| Duration::from_secs_f64(m * 60.0)),
@@ -138,7 +152,8 @@ pub fn run(args: &TrainArgs, order: &[TargetKind], ui: &Ui) -> anyhow::Result<()
         validation_fraction: args.validation,
         checkpoint: Some(checkpoint.clone()),
         augmentation: augmentation(args)?,
-        engine: args.engine.into(),
+        engine,
+        device,
         ..skull_train_config(network)
     };
     ui.say(format!(
