@@ -1,6 +1,7 @@
 //! From a segmentation to the surface an implant is designed on: marching cubes plus clean-up.
 use msd_geom::{DecimateOptions, Mesh, SmoothOptions};
 use msd_io::LabelVolume;
+use rayon::prelude::*;
 
 use crate::Result;
 
@@ -59,8 +60,21 @@ impl SurfaceOptions {
 
     /// Extracts the surface of the non-zero voxels of `labels` with these options.
     pub fn extract(&self, labels: &LabelVolume) -> Result<Mesh> {
-        let binary = labels.map(|&v| u8::from(v != 0));
-        let mut mesh = msd_geom::label_surface(&binary, 1)?;
+        // A 0/1 volume is meshed as it is; any other is binarised first (in parallel), so a
+        // large mask is not copied for nothing.
+        let binary = match labels.data().as_slice_memory_order() {
+            Some(s) => s.par_chunks(1 << 16).all(|c| c.iter().all(|&v| v <= 1)),
+            None => labels.data().iter().all(|&v| v <= 1),
+        };
+        let mut mesh = if binary {
+            msd_geom::label_surface(labels, 1)?
+        } else {
+            let mut binary = labels.data().as_standard_layout().into_owned();
+            if let Some(s) = binary.as_slice_mut() {
+                s.par_chunks_mut(1 << 16).for_each(|c| c.iter_mut().for_each(|v| *v = u8::from(*v != 0)));
+            }
+            msd_geom::label_surface(&labels.with_data(binary)?, 1)?
+        };
         if self.min_component_triangles > 0 {
             mesh = mesh.drop_small_components(self.min_component_triangles);
         }

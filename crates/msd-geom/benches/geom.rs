@@ -57,6 +57,17 @@ fn benches(c: &mut Criterion) {
     g.finish();
     drop(scalar);
 
+    // Mesh files and component clean-up of the big surface: triangles per second.
+    let dir = tempfile::tempdir().unwrap();
+    let stl = dir.path().join("shell.stl");
+    let mut g = c.benchmark_group("mesh_files");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(surface.triangles().len() as u64));
+    g.bench_function("write_stl", |b| b.iter(|| msd_geom::write_stl(&stl, &surface).unwrap()));
+    g.bench_function("read_stl_welded", |b| b.iter(|| msd_geom::read_stl(&stl).unwrap()));
+    g.bench_function("drop_small_components", |b| b.iter(|| surface.drop_small_components(50)));
+    g.finish();
+
     // A 1 M-triangle mesh: the big shell's surface decimated (no bound) to 1 M triangles.
     let million =
         decimate(&surface, &DecimateOptions { target_triangles: 1_000_000, max_deviation_mm: f64::INFINITY })

@@ -1,6 +1,8 @@
 //! An indexed triangle mesh in world LPS millimetres, with the measurements and checks that tell
 //! whether it is a printable solid: area, enclosed volume, bounds, components, closedness,
 //! edge-manifoldness and orientation.
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use rayon::prelude::*;
 
 use crate::{Error, Result};
@@ -96,30 +98,47 @@ pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
-/// Union–find with path halving, over `n` elements.
-pub(crate) struct DisjointSets {
-    parent: Vec<u32>,
+/// Union–find over `n` elements that many threads can join at once (path halving by
+/// compare-and-swap). A set's root is always its smallest element (a root is only ever linked below
+/// a smaller one), so the result does not depend on the order or the number of threads.
+pub(crate) struct ConcurrentSets {
+    parent: Vec<AtomicU32>,
 }
 
-impl DisjointSets {
+impl ConcurrentSets {
     pub(crate) fn new(n: usize) -> Self {
-        DisjointSets { parent: (0..n as u32).collect() }
+        ConcurrentSets { parent: (0..n as u32).into_par_iter().map(AtomicU32::new).collect() }
     }
 
-    pub(crate) fn find(&mut self, mut a: u32) -> u32 {
-        while self.parent[a as usize] != a {
-            let g = self.parent[self.parent[a as usize] as usize];
-            self.parent[a as usize] = g;
-            a = g;
+    pub(crate) fn find(&self, mut a: u32) -> u32 {
+        loop {
+            let p = self.parent[a as usize].load(Ordering::Relaxed);
+            if p == a {
+                return a;
+            }
+            let g = self.parent[p as usize].load(Ordering::Relaxed);
+            if g != p {
+                // Path halving; losing the race to another thread's update is harmless.
+                let _ =
+                    self.parent[a as usize].compare_exchange_weak(p, g, Ordering::Relaxed, Ordering::Relaxed);
+            }
+            a = p;
         }
-        a
     }
 
-    pub(crate) fn union(&mut self, a: u32, b: u32) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
+    pub(crate) fn union(&self, a: u32, b: u32) {
+        let (mut a, mut b) = (a, b);
+        loop {
+            let (ra, rb) = (self.find(a), self.find(b));
+            if ra == rb {
+                return;
+            }
             let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-            self.parent[hi as usize] = lo;
+            if self.parent[hi as usize].compare_exchange(hi, lo, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            {
+                return;
+            }
+            (a, b) = (lo, hi);
         }
     }
 }
@@ -259,26 +278,29 @@ impl Mesh {
 
     /// Connected components through shared vertices, largest (most triangles) first.
     pub fn connected_components(&self) -> Components {
-        let mut sets = DisjointSets::new(self.vertices.len());
-        for t in &self.triangles {
+        let sets = ConcurrentSets::new(self.vertices.len());
+        self.triangles.par_iter().with_min_len(1 << 12).for_each(|t| {
             sets.union(t[0], t[1]);
             sets.union(t[0], t[2]);
-        }
-        let roots: Vec<u32> = self.triangles.iter().map(|t| sets.find(t[0])).collect();
-        let mut count = vec![0usize; self.vertices.len()];
-        for &r in &roots {
-            count[r as usize] += 1;
-        }
+        });
+        let roots: Vec<u32> = self.triangles.par_iter().map(|t| sets.find(t[0])).collect();
+        let count: Vec<AtomicU32> =
+            (0..self.vertices.len()).into_par_iter().map(|_| AtomicU32::new(0)).collect();
+        roots.par_iter().with_min_len(1 << 12).for_each(|&r| {
+            count[r as usize].fetch_add(1, Ordering::Relaxed);
+        });
+        let count: Vec<usize> = count.into_par_iter().map(|c| c.into_inner() as usize).collect();
         let mut order: Vec<u32> =
-            (0..self.vertices.len() as u32).filter(|&r| count[r as usize] > 0).collect();
-        // Largest first; ties broken by root index so the numbering is deterministic.
+            (0..self.vertices.len() as u32).into_par_iter().filter(|&r| count[r as usize] > 0).collect();
+        // Largest first; ties broken by root index (the component's smallest vertex) so the numbering
+        // is deterministic.
         order.sort_by_key(|&r| (std::cmp::Reverse(count[r as usize]), r));
         let mut rank = vec![u32::MAX; self.vertices.len()];
         for (k, &r) in order.iter().enumerate() {
             rank[r as usize] = k as u32;
         }
         Components {
-            triangle_component: roots.iter().map(|&r| rank[r as usize]).collect(),
+            triangle_component: roots.par_iter().map(|&r| rank[r as usize]).collect(),
             sizes: order.iter().map(|&r| count[r as usize]).collect(),
         }
     }
@@ -287,39 +309,61 @@ impl Mesh {
     pub fn filter_triangles(&self, mut keep: impl FnMut(usize) -> bool) -> Mesh {
         let tris: Vec<[u32; 3]> =
             self.triangles.iter().enumerate().filter(|(t, _)| keep(*t)).map(|(_, t)| *t).collect();
-        Mesh::from_parts_unchecked(self.vertices.clone(), tris).compacted()
+        Mesh::compact_parts(&self.vertices, tris)
+    }
+
+    /// [`Mesh::filter_triangles`] for a `keep` that threads may share: the triangles are tested in
+    /// parallel. The result is the same.
+    fn filter_triangles_par(&self, keep: impl Fn(usize) -> bool + Sync) -> Mesh {
+        let tris: Vec<[u32; 3]> =
+            self.triangles.par_iter().enumerate().filter(|&(t, _)| keep(t)).map(|(_, t)| *t).collect();
+        Mesh::compact_parts(&self.vertices, tris)
     }
 
     /// The `n` largest connected components (by triangle count); for a segmentation, `n = 1` drops
     /// every detached fragment.
     pub fn keep_largest_components(&self, n: usize) -> Mesh {
         let c = self.connected_components();
-        self.filter_triangles(|t| (c.triangle_component[t] as usize) < n)
+        self.filter_triangles_par(|t| (c.triangle_component[t] as usize) < n)
     }
 
     /// Drops the components with fewer than `min_triangles` triangles ("noise residuals").
     pub fn drop_small_components(&self, min_triangles: usize) -> Mesh {
         let c = self.connected_components();
-        self.filter_triangles(|t| c.sizes[c.triangle_component[t] as usize] >= min_triangles)
+        self.filter_triangles_par(|t| c.sizes[c.triangle_component[t] as usize] >= min_triangles)
     }
 
     /// The same mesh without vertices that no triangle uses (indices renumbered in order).
     pub fn compacted(&self) -> Mesh {
-        let mut map = vec![u32::MAX; self.vertices.len()];
-        let mut vertices = Vec::new();
-        let triangles = self
-            .triangles
-            .iter()
-            .map(|t| {
-                t.map(|i| {
-                    if map[i as usize] == u32::MAX {
-                        map[i as usize] = vertices.len() as u32;
-                        vertices.push(self.vertices[i as usize]);
-                    }
-                    map[i as usize]
-                })
+        Mesh::compact_parts(&self.vertices, self.triangles.clone())
+    }
+
+    /// The vertices `triangles` use, numbered in the order of their first use, and the triangles
+    /// renumbered to them. The first uses are found in parallel; one ordered pass numbers them.
+    fn compact_parts(all: &[[f32; 3]], mut triangles: Vec<[u32; 3]>) -> Mesh {
+        let first: Vec<AtomicU32> =
+            (0..all.len()).into_par_iter().map(|_| AtomicU32::new(u32::MAX)).collect();
+        triangles.par_iter().enumerate().with_min_len(1 << 12).for_each(|(t, tri)| {
+            for (k, &i) in tri.iter().enumerate() {
+                first[i as usize].fetch_min((3 * t + k) as u32, Ordering::Relaxed);
+            }
+        });
+        let is_first: Vec<bool> = triangles
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(t, tri)| {
+                let first = &first;
+                (0..3).map(move |k| first[tri[k] as usize].load(Ordering::Relaxed) == (3 * t + k) as u32)
             })
             .collect();
+        let mut map = vec![u32::MAX; all.len()];
+        let mut vertices = Vec::new();
+        for (j, _) in is_first.iter().enumerate().filter(|&(_, &f)| f) {
+            let i = triangles[j / 3][j % 3] as usize;
+            map[i] = vertices.len() as u32;
+            vertices.push(all[i]);
+        }
+        triangles.par_iter_mut().for_each(|t| *t = t.map(|i| map[i as usize]));
         Mesh { vertices, triangles }
     }
 
@@ -498,5 +542,94 @@ mod tests {
         assert_eq!(largest.vertices().len(), 8);
         assert_eq!(both.drop_small_components(13).triangles().len(), 13);
         assert_eq!(both.check().degenerate_triangles, 1);
+    }
+
+    /// The one-thread components and compaction the parallel versions replace.
+    fn components_reference(m: &Mesh) -> Components {
+        let n = m.vertices.len();
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        fn find(p: &mut [u32], mut a: u32) -> u32 {
+            while p[a as usize] != a {
+                p[a as usize] = p[p[a as usize] as usize];
+                a = p[a as usize];
+            }
+            a
+        }
+        for t in &m.triangles {
+            for b in [t[1], t[2]] {
+                let (ra, rb) = (find(&mut parent, t[0]), find(&mut parent, b));
+                if ra != rb {
+                    parent[ra.max(rb) as usize] = ra.min(rb);
+                }
+            }
+        }
+        let roots: Vec<u32> = m.triangles.iter().map(|t| find(&mut parent, t[0])).collect();
+        let mut count = vec![0usize; n];
+        roots.iter().for_each(|&r| count[r as usize] += 1);
+        let mut order: Vec<u32> = (0..n as u32).filter(|&r| count[r as usize] > 0).collect();
+        order.sort_by_key(|&r| (std::cmp::Reverse(count[r as usize]), r));
+        let mut rank = vec![u32::MAX; n];
+        for (k, &r) in order.iter().enumerate() {
+            rank[r as usize] = k as u32;
+        }
+        Components {
+            triangle_component: roots.iter().map(|&r| rank[r as usize]).collect(),
+            sizes: order.iter().map(|&r| count[r as usize]).collect(),
+        }
+    }
+
+    fn compacted_reference(m: &Mesh) -> Mesh {
+        let mut map = vec![u32::MAX; m.vertices.len()];
+        let mut vertices = Vec::new();
+        let triangles = m
+            .triangles
+            .iter()
+            .map(|t| {
+                t.map(|i| {
+                    if map[i as usize] == u32::MAX {
+                        map[i as usize] = vertices.len() as u32;
+                        vertices.push(m.vertices[i as usize]);
+                    }
+                    map[i as usize]
+                })
+            })
+            .collect();
+        Mesh { vertices, triangles }
+    }
+
+    /// Random triangles over few vertices: many components of many sizes, unused vertices.
+    fn random_mesh(seed: u64, vertices: usize, triangles: usize) -> Mesh {
+        let mut s = seed | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let v = (0..vertices).map(|i| [i as f32, (i % 7) as f32, 0.5]).collect();
+        let t = (0..triangles)
+            .map(|_| {
+                let a = (next() % vertices as u64) as u32;
+                // Mostly local triangles, so components stay apart.
+                std::array::from_fn(|_| (a + (next() % 3) as u32).min(vertices as u32 - 1))
+            })
+            .collect();
+        Mesh::new(v, t).unwrap()
+    }
+
+    #[test]
+    fn parallel_components_and_compaction_match_the_serial_reference() {
+        for (seed, v, t) in [(1, 10, 3), (2, 1000, 400), (3, 200_000, 90_000), (4, 50_000, 60_000)] {
+            let m = random_mesh(seed, v, t);
+            assert_eq!(m.connected_components(), components_reference(&m));
+            assert_eq!(m.compacted(), compacted_reference(&m));
+            let c = components_reference(&m);
+            let keep = |t: usize| c.sizes[c.triangle_component[t] as usize] >= 3;
+            let kept = (0..m.triangles.len()).filter(|&t| keep(t)).map(|t| m.triangles[t]).collect();
+            let reference = compacted_reference(&Mesh { vertices: m.vertices.clone(), triangles: kept });
+            assert_eq!(m.drop_small_components(3), reference);
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            assert_eq!(pool.install(|| m.connected_components()), c);
+        }
     }
 }

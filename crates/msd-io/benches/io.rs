@@ -73,6 +73,19 @@ fn bench_io(c: &mut Criterion) {
     group.bench_function("nifti_gz", |b| b.iter(|| black_box(msd_io::read_volume(&nii).unwrap())));
     group.bench_function("nrrd_gzip", |b| b.iter(|| black_box(msd_io::read_volume(&nrrd).unwrap())));
     group.bench_function("dicom_300_files", |b| b.iter(|| black_box(msd_io::read_volume(&dcm).unwrap())));
+    group.bench_function("nifti_gz_native_i16", |b| {
+        b.iter(|| black_box(msd_io::read_volume_native(&nii).unwrap()))
+    });
+    group.finish();
+
+    // A label volume of the same grid (0/1 bone mask), read straight to u8: voxels per second.
+    let labels = volume.map(|&v| u8::from(v > 300));
+    let lab = dir.path().join("labels.nii.gz");
+    msd_io::write_volume(&lab, &labels).unwrap();
+    let mut group = c.benchmark_group("read_labels_512x512x300_uint8");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(labels.len() as u64));
+    group.bench_function("nifti_gz", |b| b.iter(|| black_box(msd_io::read_labels(&lab).unwrap())));
     group.finish();
 
     let mut group = c.benchmark_group("write_512x512x300_int16");

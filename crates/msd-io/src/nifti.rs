@@ -24,7 +24,7 @@ use ndarray::Array3;
 
 use crate::error::{malformed, unsupported};
 use crate::payload::{self, MAX_DEFLATE_RATIO};
-use crate::voxel::{ByteOrder, ScalarType, VoxelType, for_each_le_chunk};
+use crate::voxel::{ByteOrder, NativeVoxel, ScalarType, VoxelType, for_each_le_chunk};
 use crate::{Error, Geometry, Result, Volume};
 
 /// Size of a NIfTI-1 header in bytes.
@@ -89,6 +89,63 @@ pub fn read(path: impl AsRef<Path>) -> Result<Volume<f32>> {
     read_data(&mut reader, path, &header, bound)
 }
 
+/// Reads a NIfTI-1 label file: every value (after `scl_slope` / `scl_inter`) must be an integer in
+/// 0..=255, else [`Error::NotLabels`] names the first voxel that is not. The values go from the file
+/// to the `u8` array without an intermediate `f32` copy.
+pub fn read_labels(path: impl AsRef<Path>) -> Result<Volume<u8>> {
+    let path = path.as_ref();
+    let (mut reader, bound) = open(path)?;
+    let header = parse_header(&mut reader, path)?;
+    let count = seek_payload(&mut reader, path, &header, bound)?;
+    let (values, bad) = payload::read_labels(
+        &mut reader,
+        path,
+        header.scalar,
+        header.order(),
+        count,
+        header.scl_slope,
+        header.scl_inter,
+    )?;
+    if let Some((i, v)) = bad {
+        let [_, ny, nx] = header.shape;
+        let index = [i / (ny * nx), (i / nx) % ny, i % nx];
+        return Err(Error::NotLabels { path: path.to_path_buf(), index, value: f64::from(v) });
+    }
+    into_volume(path, &header, values)
+}
+
+/// Reads a NIfTI-1 file in its stored type when that is `u8`, `i16` or `u16` without scaling
+/// (`scl_slope` 1 or unset, `scl_inter` 0), else as `f32` like [`read()`].
+pub fn read_native(path: impl AsRef<Path>) -> Result<crate::NativeVolume> {
+    use crate::NativeVolume;
+    let path = path.as_ref();
+    let (mut reader, bound) = open(path)?;
+    let header = parse_header(&mut reader, path)?;
+    let identity = header.scl_slope == 1.0 && header.scl_inter == 0.0;
+    Ok(match header.scalar {
+        ScalarType::U8 if identity => NativeVolume::U8(read_typed(&mut reader, path, &header, bound)?),
+        ScalarType::I16 if identity => NativeVolume::I16(read_typed(&mut reader, path, &header, bound)?),
+        ScalarType::U16 if identity => NativeVolume::U16(read_typed(&mut reader, path, &header, bound)?),
+        _ => NativeVolume::F32(read_data(&mut reader, path, &header, bound)?),
+    })
+}
+
+fn read_typed<T: NativeVoxel>(
+    reader: &mut (dyn Read + Send),
+    path: &Path,
+    header: &Header,
+    bound: u64,
+) -> Result<Volume<T>> {
+    debug_assert_eq!(header.scalar, T::SCALAR);
+    let count = seek_payload(reader, path, header, bound)?;
+    let order = header.order();
+    let (values, _) = payload::read_decoded(reader, path, T::SCALAR.size(), count, |b, out: &mut [T]| {
+        T::decode_into(b, order, out);
+        None
+    })?;
+    into_volume(path, header, values)
+}
+
 /// Reads only the header of a NIfTI-1 file.
 pub fn read_header(path: impl AsRef<Path>) -> Result<Header> {
     let path = path.as_ref();
@@ -121,7 +178,7 @@ fn write_body<T: VoxelType>(w: &mut dyn Write, path: &Path, header: &[u8], volum
 
 /// Opens a NIfTI file, transparently decompressing gzip; returns the reader and the largest number
 /// of bytes its content can have.
-fn open(path: &Path) -> Result<(Box<dyn Read>, u64)> {
+fn open(path: &Path) -> Result<(Box<dyn Read + Send>, u64)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -176,7 +233,7 @@ fn scalar_for(datatype: i16) -> Option<ScalarType> {
     })
 }
 
-fn parse_header(reader: &mut dyn Read, path: &Path) -> Result<Header> {
+fn parse_header(reader: &mut (dyn Read + Send), path: &Path) -> Result<Header> {
     let mut b = [0u8; HEADER_SIZE];
     let got = payload::read_full(reader, &mut b).map_err(|e| Error::io(path, e))?;
     if got < HEADER_SIZE {
@@ -301,7 +358,15 @@ fn parse_header(reader: &mut dyn Read, path: &Path) -> Result<Header> {
     })
 }
 
-fn read_data(reader: &mut dyn Read, path: &Path, header: &Header, bound: u64) -> Result<Volume<f32>> {
+impl Header {
+    fn order(&self) -> ByteOrder {
+        if self.big_endian { ByteOrder::Big } else { ByteOrder::Little }
+    }
+}
+
+/// Checks that the payload the header announces fits in what the file can hold, and moves
+/// `reader` to its start; returns the number of values.
+fn seek_payload(reader: &mut (dyn Read + Send), path: &Path, header: &Header, bound: u64) -> Result<usize> {
     let (count, bytes) = payload::checked_sizes(path, "dim", &header.shape, header.scalar)?;
     let needed = header.vox_offset.saturating_add(bytes);
     if needed > bound {
@@ -316,12 +381,32 @@ fn read_data(reader: &mut dyn Read, path: &Path, header: &Header, bound: u64) ->
     if skipped < skip {
         return Err(Error::Truncated { path: path.to_path_buf(), expected: bytes, found: 0 });
     }
-    let order = if header.big_endian { ByteOrder::Big } else { ByteOrder::Little };
-    let values =
-        payload::read_f32(reader, path, header.scalar, order, count, header.scl_slope, header.scl_inter)?;
+    Ok(count)
+}
+
+fn into_volume<T>(path: &Path, header: &Header, values: Vec<T>) -> Result<Volume<T>> {
     let data = Array3::from_shape_vec(header.shape, values)
         .map_err(|e| malformed(path, "dim", format!("shape {:?}: {e}", header.shape)))?;
     Volume::new(data, header.geometry)
+}
+
+fn read_data(
+    reader: &mut (dyn Read + Send),
+    path: &Path,
+    header: &Header,
+    bound: u64,
+) -> Result<Volume<f32>> {
+    let count = seek_payload(reader, path, header, bound)?;
+    let values = payload::read_f32(
+        reader,
+        path,
+        header.scalar,
+        header.order(),
+        count,
+        header.scl_slope,
+        header.scl_inter,
+    )?;
+    into_volume(path, header, values)
 }
 
 /// The RAS affine (3×4) of a NIfTI qform, as `quatern_to_mat44` in the reference `nifti1_io.c`.

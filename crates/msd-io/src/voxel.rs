@@ -43,6 +43,24 @@ voxel_type!(i32, 8, "int32");
 voxel_type!(f32, 16, "float");
 voxel_type!(f64, 64, "double");
 
+/// Runs `$run!(type, size)` for the Rust type of a [`ScalarType`].
+macro_rules! dispatch {
+    ($ty:expr, $run:ident) => {
+        match $ty {
+            ScalarType::U8 => $run!(u8, 1),
+            ScalarType::I8 => $run!(i8, 1),
+            ScalarType::U16 => $run!(u16, 2),
+            ScalarType::I16 => $run!(i16, 2),
+            ScalarType::U32 => $run!(u32, 4),
+            ScalarType::I32 => $run!(i32, 4),
+            ScalarType::U64 => $run!(u64, 8),
+            ScalarType::I64 => $run!(i64, 8),
+            ScalarType::F32 => $run!(f32, 4),
+            ScalarType::F64 => $run!(f64, 8),
+        }
+    };
+}
+
 /// Byte order of stored values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ByteOrder {
@@ -76,49 +94,115 @@ impl ScalarType {
         }
     }
 
-    /// Decodes `bytes` (a whole number of values) and appends them as `f32` after `v * slope + inter`
+    /// Decodes `bytes` (exactly `out.len()` values) into `out` as `f32` after `v * slope + inter`
     /// (computed in `f64`). Slope 1 and intercept 0 skip the arithmetic, so integer data up to 2^24
     /// comes out exact.
-    pub(crate) fn decode_f32(
+    pub(crate) fn decode_f32_into(
         self,
         bytes: &[u8],
         order: ByteOrder,
         slope: f64,
         inter: f64,
-        out: &mut Vec<f32>,
+        out: &mut [f32],
     ) {
         let identity = slope == 1.0 && inter == 0.0;
         macro_rules! run {
             ($t:ty, $n:expr) => {{
-                let it = bytes.chunks_exact($n).map(|c| {
-                    let mut a = [0u8; $n];
-                    a.copy_from_slice(c);
-                    match order {
-                        ByteOrder::Little => <$t>::from_le_bytes(a),
-                        ByteOrder::Big => <$t>::from_be_bytes(a),
-                    }
-                });
+                let it =
+                    values::<$t, $n>(bytes, order, |a| <$t>::from_le_bytes(a), |a| <$t>::from_be_bytes(a));
                 if identity {
-                    out.extend(it.map(|v| v as f32));
+                    out.iter_mut().zip(it).for_each(|(o, v)| *o = v as f32);
                 } else {
-                    out.extend(it.map(|v| (v as f64 * slope + inter) as f32));
+                    out.iter_mut().zip(it).for_each(|(o, v)| *o = (v as f64 * slope + inter) as f32);
                 }
             }};
         }
-        match self {
-            ScalarType::U8 => run!(u8, 1),
-            ScalarType::I8 => run!(i8, 1),
-            ScalarType::U16 => run!(u16, 2),
-            ScalarType::I16 => run!(i16, 2),
-            ScalarType::U32 => run!(u32, 4),
-            ScalarType::I32 => run!(i32, 4),
-            ScalarType::U64 => run!(u64, 8),
-            ScalarType::I64 => run!(i64, 8),
-            ScalarType::F32 => run!(f32, 4),
-            ScalarType::F64 => run!(f64, 8),
+        dispatch!(self, run);
+    }
+
+    /// Decodes `bytes` (exactly `out.len()` values) into labels: each value, taken to `f32` exactly as
+    /// [`ScalarType::decode_f32_into`] does, must be an integer in 0..=255. Returns the index and value
+    /// of the first one that is not (the rest of `out` is then unspecified).
+    pub(crate) fn decode_labels_into(
+        self,
+        bytes: &[u8],
+        order: ByteOrder,
+        slope: f64,
+        inter: f64,
+        out: &mut [u8],
+    ) -> Option<(usize, f32)> {
+        let identity = slope == 1.0 && inter == 0.0;
+        if identity && self == ScalarType::U8 {
+            out.copy_from_slice(bytes);
+            return None;
         }
+        let store = |(i, (o, f)): (usize, (&mut u8, f32))| {
+            if f.fract() == 0.0 && (0.0..=255.0).contains(&f) {
+                *o = f as u8;
+                None
+            } else {
+                Some((i, f))
+            }
+        };
+        macro_rules! run {
+            ($t:ty, $n:expr) => {{
+                let it =
+                    values::<$t, $n>(bytes, order, |a| <$t>::from_le_bytes(a), |a| <$t>::from_be_bytes(a));
+                if identity {
+                    out.iter_mut().zip(it.map(|v| v as f32)).enumerate().find_map(store)
+                } else {
+                    out.iter_mut()
+                        .zip(it.map(|v| (v as f64 * slope + inter) as f32))
+                        .enumerate()
+                        .find_map(store)
+                }
+            }};
+        }
+        dispatch!(self, run)
     }
 }
+
+/// The values of `bytes` (whole `N`-byte values in `order`).
+fn values<T, const N: usize>(
+    bytes: &[u8],
+    order: ByteOrder,
+    le: impl Fn([u8; N]) -> T,
+    be: impl Fn([u8; N]) -> T,
+) -> impl Iterator<Item = T> {
+    bytes.chunks_exact(N).map(move |c| {
+        let mut a = [0u8; N];
+        a.copy_from_slice(c);
+        match order {
+            ByteOrder::Little => le(a),
+            ByteOrder::Big => be(a),
+        }
+    })
+}
+
+/// A voxel type a file can be read into without conversion (`u8`, `i16`, `u16`): the stored values
+/// are the values, so nothing is scaled or widened.
+pub(crate) trait NativeVoxel: VoxelType + Default {
+    /// The stored scalar type this Rust type reads.
+    const SCALAR: ScalarType;
+    /// Decodes `bytes` (exactly `out.len()` values in `order`) into `out`.
+    fn decode_into(bytes: &[u8], order: ByteOrder, out: &mut [Self]);
+}
+
+macro_rules! native_voxel {
+    ($t:ty, $scalar:ident, $n:expr) => {
+        impl NativeVoxel for $t {
+            const SCALAR: ScalarType = ScalarType::$scalar;
+            fn decode_into(bytes: &[u8], order: ByteOrder, out: &mut [Self]) {
+                let it = values::<$t, $n>(bytes, order, <$t>::from_le_bytes, <$t>::from_be_bytes);
+                out.iter_mut().zip(it).for_each(|(o, v)| *o = v);
+            }
+        }
+    };
+}
+
+native_voxel!(u8, U8, 1);
+native_voxel!(i16, I16, 2);
+native_voxel!(u16, U16, 2);
 
 /// Converts `data` into little-endian bytes, `chunk` values at a time, handing each chunk to `sink`.
 pub(crate) fn for_each_le_chunk<T: VoxelType, E>(

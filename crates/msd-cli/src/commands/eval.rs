@@ -89,8 +89,19 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
     }
     let bar = ui.bar(pairs.len() as u64, "evaluating");
     for (i, (case, pred_path, ref_path)) in pairs.iter().enumerate() {
-        let pred = read_shape(pred_path)?;
-        let reference = read_shape(ref_path)?;
+        // The two files are independent: read them at the same time (decompression and mesh
+        // parsing are mostly one thread each).
+        let (pred, reference) = std::thread::scope(|s| {
+            let reference = s.spawn(|| read_shape(ref_path));
+            let pred = read_shape(pred_path);
+            (
+                pred,
+                reference
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("reading {} failed", ref_path.display()))),
+            )
+        });
+        let (pred, reference) = (pred?, reference?);
         let region = match args.region.get(if args.region.len() == 1 { 0 } else { i }) {
             Some(p) => Some(Region::Mask(super::read_labels(p)?)),
             None => None,

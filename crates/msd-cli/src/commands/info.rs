@@ -120,7 +120,7 @@ fn dicom_info(path: &Path, resample: bool) -> anyhow::Result<DicomInfo> {
             default_series = Some(sv.series.uid.clone());
             tilt = Some(sv.tilt_deg);
             resampled = sv.resampled_tilt || sv.resampled_spacing;
-            volume = Some(describe(path, &sv.volume));
+            volume = Some(describe_native(path, &msd::io::NativeVolume::F32(sv.volume)));
         }
         Err(e) => {
             volume_error = Some(crate::ui::error_chain(&super::with_resample_hint(anyhow::Error::new(e))))
@@ -172,24 +172,16 @@ fn print_dicom(i: &DicomInfo) {
 }
 
 fn volume_info(path: &Path) -> anyhow::Result<VolumeInfo> {
-    let v = super::read_ct(path)?;
-    Ok(describe(path, &v))
+    use anyhow::Context as _;
+    // In the stored type: a u8 label or an i16 CT is summarised without an f32 copy.
+    let v = msd::io::read_volume_native(path)
+        .with_context(|| format!("cannot read the CT {}", path.display()))?;
+    Ok(describe_native(path, &v))
 }
 
-fn describe(path: &Path, v: &msd::io::Volume<f32>) -> VolumeInfo {
+fn describe_native(path: &Path, v: &msd::io::NativeVolume) -> VolumeInfo {
     let g = v.geometry();
-    let (mut lo, mut hi, mut sum, mut n, mut bad) =
-        (f32::INFINITY, f32::NEG_INFINITY, 0.0f64, 0usize, 0usize);
-    for &x in v.data() {
-        if x.is_finite() {
-            lo = lo.min(x);
-            hi = hi.max(x);
-            sum += f64::from(x);
-            n += 1;
-        } else {
-            bad += 1;
-        }
-    }
+    let summary = v.summary();
     let [nz, ny, nx] = v.shape();
     let s = g.spacing();
     VolumeInfo {
@@ -200,10 +192,10 @@ fn describe(path: &Path, v: &msd::io::Volume<f32>) -> VolumeInfo {
         origin_lps_mm: g.origin(),
         direction: g.direction(),
         extent_mm_xyz: [nx as f64 * s[0], ny as f64 * s[1], nz as f64 * s[2]],
-        hu_min: lo,
-        hu_max: hi,
-        hu_mean: if n > 0 { sum / n as f64 } else { f64::NAN },
-        non_finite_voxels: bad,
+        hu_min: summary.min,
+        hu_max: summary.max,
+        hu_mean: summary.mean,
+        non_finite_voxels: summary.non_finite,
     }
 }
 

@@ -35,6 +35,8 @@ pub fn run(args: &MeshArgs, ui: &Ui) -> anyhow::Result<()> {
         options = options.decimate(target, args.max_deviation);
     }
     let mesh = options.extract(&labels)?;
+    // The volume is not needed any more: give its memory back before the file is written.
+    drop(labels);
     spinner.finish_and_clear();
     super::write_mesh(&args.out, &mesh)?;
     let check = mesh.check();

@@ -8,8 +8,8 @@
 mod obj;
 mod ply;
 mod stl;
+mod weld;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 pub use obj::{read_obj, write_obj};
@@ -99,20 +99,7 @@ pub(crate) fn write_atomic(
 /// Welds triangle soup (three positions per triangle) into shared vertices: positions that are
 /// bit-for-bit equal (with −0 equal to +0) become one vertex.
 pub(crate) fn weld(soup: &[[[f32; 3]; 3]]) -> Mesh {
-    let key = |p: &[f32; 3]| p.map(|c| if c == 0.0 { 0u32 } else { c.to_bits() });
-    let mut index: HashMap<[u32; 3], u32> = HashMap::with_capacity(soup.len() / 2 + 3);
-    let mut vertices = Vec::with_capacity(soup.len() / 2 + 3);
-    let mut triangles = Vec::with_capacity(soup.len());
-    for tri in soup {
-        let t = tri.map(|p| {
-            *index.entry(key(&p)).or_insert_with(|| {
-                vertices.push(p);
-                (vertices.len() - 1) as u32
-            })
-        });
-        triangles.push(t);
-    }
-    Mesh::from_parts_unchecked(vertices, triangles)
+    weld::weld_corners(soup.len() * 3, |j| soup[j / 3][j % 3])
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
 //! STL, binary and ASCII. Facets are welded into shared vertices on read.
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use super::{weld, write_atomic};
 use crate::{Error, Mesh, Result};
 
 const HEADER: usize = 80;
 const FACET: usize = 50;
+/// Triangles encoded per block when writing (about 13 MB of facets).
+const WRITE_BLOCK: usize = 1 << 18;
 
 /// Whether `bytes` is a binary STL: 84 bytes of header and count, then exactly `count` 50-byte facets.
 /// Files that begin with `solid` but have this exact size are binary (some exporters write `solid` in
@@ -51,25 +55,36 @@ fn parse_binary(bytes: &[u8], path: &Path) -> Result<Mesh> {
             available_bytes: available,
         });
     }
-    let n = n as usize;
-    let mut soup = Vec::with_capacity(n);
-    for (i, rec) in bytes[HEADER + 4..].chunks_exact(FACET).take(n).enumerate() {
-        let f = |k: usize| f32::from_le_bytes([rec[k], rec[k + 1], rec[k + 2], rec[k + 3]]);
-        let mut tri = [[0.0f32; 3]; 3];
-        for (v, p) in tri.iter_mut().enumerate() {
-            *p = [f(12 + 12 * v), f(16 + 12 * v), f(20 + 12 * v)];
-            if p.iter().any(|c| !c.is_finite()) {
-                return Err(Error::NotFinite {
-                    path: path.to_path_buf(),
-                    element: "facet",
-                    index: i,
-                    value: *p,
-                });
-            }
-        }
-        soup.push(tri);
+    if n > u64::from(u32::MAX / 3) {
+        return Err(Error::CountTooLarge {
+            path: path.to_path_buf(),
+            element: "triangles",
+            declared: n,
+            max: u64::from(u32::MAX / 3),
+            available_bytes: available,
+        });
     }
-    Ok(weld(&soup))
+    let n = n as usize;
+    let records = &bytes[HEADER + 4..HEADER + 4 + n * FACET];
+    let corner = |j: usize| -> [f32; 3] {
+        let at = (j / 3) * FACET + 12 + 12 * (j % 3);
+        let f = |k: usize| f32::from_le_bytes([records[k], records[k + 1], records[k + 2], records[k + 3]]);
+        [f(at), f(at + 4), f(at + 8)]
+    };
+    // The first facet with a NaN or infinite corner, as a one-thread scan would find it.
+    let bad = (0..n * 3)
+        .into_par_iter()
+        .with_min_len(1 << 14)
+        .position_first(|j| corner(j).iter().any(|c| !c.is_finite()));
+    if let Some(j) = bad {
+        return Err(Error::NotFinite {
+            path: path.to_path_buf(),
+            element: "facet",
+            index: j / 3,
+            value: corner(j),
+        });
+    }
+    Ok(super::weld::weld_corners(n * 3, corner))
 }
 
 fn parse_ascii(bytes: &[u8], path: &Path) -> Result<Mesh> {
@@ -169,17 +184,23 @@ pub fn write_stl(path: impl AsRef<Path>, mesh: &Mesh) -> Result<()> {
         header[..title.len()].copy_from_slice(title);
         w.write_all(&header)?;
         w.write_all(&n.to_le_bytes())?;
+        // Facets are encoded in parallel, a block at a time, so the buffer stays small next to
+        // the mesh; the bytes are those of a facet-by-facet loop.
         let v = mesh.vertices();
-        let mut rec = [0u8; FACET];
-        for t in mesh.triangles() {
-            let p = t.map(|i| v[i as usize]);
-            let nrm = crate::mesh::triangle_normal(p);
-            let mut k = 0;
-            for c in nrm.iter().chain(p.iter().flatten()) {
-                rec[k..k + 4].copy_from_slice(&c.to_le_bytes());
-                k += 4;
-            }
-            w.write_all(&rec)?;
+        let mut block = vec![0u8; WRITE_BLOCK.min(mesh.triangles().len()) * FACET];
+        for tris in mesh.triangles().chunks(WRITE_BLOCK) {
+            let bytes = &mut block[..tris.len() * FACET];
+            bytes.par_chunks_mut(FACET * 4096).zip(tris.par_chunks(4096)).for_each(|(out, tris)| {
+                for (rec, t) in out.chunks_exact_mut(FACET).zip(tris) {
+                    let p = t.map(|i| v[i as usize]);
+                    let nrm = crate::mesh::triangle_normal(p);
+                    for (k, c) in nrm.iter().chain(p.iter().flatten()).enumerate() {
+                        rec[4 * k..4 * k + 4].copy_from_slice(&c.to_le_bytes());
+                    }
+                    rec[48..50].fill(0);
+                }
+            });
+            w.write_all(bytes)?;
         }
         Ok(())
     })
