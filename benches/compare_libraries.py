@@ -193,8 +193,10 @@ def main():
     ]
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines() if l.startswith("Model name")), "?")
+    load = os.getloadavg()
     print(f"date {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, CPU {cpu}, "
-          f"{os.cpu_count()} logical CPUs, min of {args.runs} warm runs, whole process each")
+          f"{os.cpu_count()} logical CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the start, "
+          f"min of {args.runs} warm runs, whole process each")
     header = f"| job | msd s | msd peak MB | library s | library peak MB | library ÷ msd |"
     print(header)
     print("|---|---|---|---|---|---|")
@@ -208,6 +210,8 @@ def main():
     for r in results:
         print(f"\n{r['job']}\n  msd: {r['msd_out'].splitlines()[-1] if r['msd_out'] else ''}"
               f"\n  library: {r['library_out'].splitlines()[-1] if r['library_out'] else ''}")
+    load = os.getloadavg()
+    print(f"\nload average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end")
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu, "results": results}, indent=2))
 

@@ -54,7 +54,7 @@ type KeyMap = HashMap<u128, u32, BuildHasherDefault<KeyHasher>>;
 /// Welds `corners` positions (`corner(j)` for `j` in `0..corners`, three per triangle) into a mesh.
 /// The caller guarantees `corners` is a multiple of 3, fits in `u32` and every position is finite.
 pub(crate) fn weld_corners(corners: usize, corner: impl Fn(usize) -> [f32; 3] + Sync) -> Mesh {
-    debug_assert!(corners % 3 == 0 && u32::try_from(corners).is_ok());
+    debug_assert!(corners.is_multiple_of(3) && u32::try_from(corners).is_ok());
     // first[j]: the first corner with corner j's position.
     let first: Vec<u32> = if corners < SERIAL_CORNERS || rayon::current_num_threads() == 1 {
         let mut map = KeyMap::with_capacity_and_hasher(corners / 5 + 3, Default::default());
