@@ -85,6 +85,9 @@ cleanup() {
     echo "[slurm_local $((SECONDS - t0)) s] cluster stopped, exit status $rc"
 }
 trap cleanup EXIT
+# A TERM or INT (e.g. from `timeout`) exits through the EXIT trap too, so the daemons are stopped.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 user=$(id -un)
 host=$(hostname -s)
