@@ -72,6 +72,7 @@ cleanup() {
             [ -f "$f" ] && { echo "--- last lines of $f"; tail -n 20 "$f"; }
         done >&2
     fi
+    [ -n "${snakemake_pid:-}" ] && kill "$snakemake_pid" 2>/dev/null && wait "$snakemake_pid" 2>/dev/null
     [ -n "${SLURM_CONF:-}" ] && scancel --full --quiet --user="$(id -un)" 2>/dev/null
     for pidfile in "$tmp/run/slurmd.pid" "$tmp/run/slurmctld.pid" "$tmp/munge/munged.pid"; do
         if [ -s "$pidfile" ]; then
@@ -85,6 +86,9 @@ cleanup() {
     echo "[slurm_local $((SECONDS - t0)) s] cluster stopped, exit status $rc"
 }
 trap cleanup EXIT
+# A TERM or INT (e.g. from `timeout`) exits through the EXIT trap too, so the daemons are stopped.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 user=$(id -un)
 host=$(hostname -s)
@@ -202,10 +206,11 @@ implant:
   points: {head_defect: "-64,33,91"}
 CONF
 log "snakemake --executor slurm (profile workflow/profiles/slurm) on $ncases cases"
+# In the background and waited for, so that a TERM reaches the EXIT trap at once (which stops it).
 (
     cd "$work"
     # The profile asks for more CPUs and memory than a CI machine has: scale them to this node.
-    snakemake -s "$repo/workflow/Snakefile" --workflow-profile "$repo/workflow/profiles/slurm" \
+    exec snakemake -s "$repo/workflow/Snakefile" --workflow-profile "$repo/workflow/profiles/slurm" \
         --configfile "$work/config.yaml" --jobs 6 \
         --set-threads segment=1 evaluate=1 \
         --set-resources segment:mem_mb=2000 mesh:mem_mb=1000 evaluate:mem_mb=1000 implant:mem_mb=1000 \
@@ -214,7 +219,10 @@ log "snakemake --executor slurm (profile workflow/profiles/slurm) on $ncases cas
         --slurm-status-command squeue \
         --slurm-keep-successful-logs --slurm-logdir "$work/slurm-logs" --latency-wait 10 --retries 0 \
         > "$work/snakemake.log" 2>&1
-) || { tail -n 60 "$work/snakemake.log" >&2; die "snakemake through Slurm failed (log above)"; }
+) &
+snakemake_pid=$!
+wait "$snakemake_pid" || { tail -n 60 "$work/snakemake.log" >&2; die "snakemake through Slurm failed (log above)"; }
+snakemake_pid=""
 log "workflow finished"
 
 # Every job ran as a Slurm job and completed (finished jobs stay in squeue for MinJobAge).
