@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use msd::evaluation::{EvaluationOptions, Shape};
+use msd::html::{HtmlCase, HtmlReport};
 use msd::metrics::{MetricSummary, Region, Report, defect_rim_band, implant_scores};
 
 use crate::cli::EvalArgs;
@@ -40,6 +41,7 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
         report = report.with_region_name("region");
     }
     let bar = ui.bar(args.pred.len() as u64, "evaluating");
+    let mut html = args.html.as_ref().map(|_| HtmlReport::new("msd eval: predictions against references"));
     for (i, (pred_path, ref_path)) in args.pred.iter().zip(&args.reference).enumerate() {
         let pred = read_shape(pred_path)?;
         let reference = read_shape(ref_path)?;
@@ -53,6 +55,11 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
             format!("cannot evaluate {} against {}", pred_path.display(), ref_path.display())
         })?;
         report.push(result);
+        if let Some(page) = html.take() {
+            let case = HtmlCase::from_shapes(&case, &pred, &reference)
+                .with_context(|| format!("cannot draw {} for the HTML report", pred_path.display()))?;
+            html = Some(page.case(case));
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -66,6 +73,11 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.csv {
         report.write_csv(path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let (Some(path), Some(page)) = (&args.html, html) {
+        page.table("predictions against references", &report)
+            .write(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.markdown {
         report.write_markdown(path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -130,6 +142,12 @@ enum Band<'a> {
 /// `msd eval --implant`: Dice, boundary Dice and HD95 per case, their mean ± sd, as a Markdown
 /// table on stdout and optionally JSON, CSV and Markdown files.
 fn run_implant(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
+    if args.html.is_some() {
+        return Err(UsageError(
+            "--html reports --pred/--ref surface studies; it does not take --implant".into(),
+        )
+        .into());
+    }
     if args.no_surface {
         return Err(
             UsageError("--no-surface: the --implant scores include HD95, a surface distance".into()).into()
