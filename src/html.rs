@@ -325,11 +325,11 @@ impl HtmlReport {
             if case.images.is_empty() {
                 continue;
             }
-            let _ = write!(s, "<section class=\"case\"><h2>{}</h2>\n", escape(&case.name));
+            let _ = writeln!(s, "<section class=\"case\"><h2>{}</h2>", escape(&case.name));
             for (caption, png) in &case.images {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    "<figure><img alt=\"{c}\" src=\"data:image/png;base64,{png}\"><figcaption>{c}</figcaption></figure>\n",
+                    "<figure><img alt=\"{c}\" src=\"data:image/png;base64,{png}\"><figcaption>{c}</figcaption></figure>",
                     c = escape(caption)
                 );
             }
@@ -337,9 +337,9 @@ impl HtmlReport {
         }
         s.push_str("<footer>Made by msd. 3D view: three.js r147 (MIT licence).</footer>\n");
         if self.cases.iter().any(|c| !c.meshes.is_empty()) {
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                "<script type=\"application/json\" id=\"msd-data\">{}</script>\n",
+                "<script type=\"application/json\" id=\"msd-data\">{}</script>",
                 data.replace("</", "<\\/")
             );
             // The vendored scripts and the viewer are inlined whole; none contains "</script".
