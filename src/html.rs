@@ -153,12 +153,8 @@ impl HtmlCase {
         };
         let reduced = cluster_vertices(&smooth, deviation, self.max_vertices);
         if let Some(d) = &reduced.deviation {
-            let mut abs: Vec<f32> = d.iter().map(|v| v.abs()).filter(|v| v.is_finite()).collect();
-            abs.sort_unstable_by(f32::total_cmp);
-            if let Some(&p95) = abs.get((abs.len() as f64 * 0.95) as usize).or(abs.last()) {
-                let range = crate::render::nice_range(f64::from(p95));
-                self.range_mm = Some(self.range_mm.map_or(range, |r| r.max(range)));
-            }
+            let range = crate::render::auto_range_mm(d.iter().copied());
+            self.range_mm = Some(self.range_mm.map_or(range, |r| r.max(range)));
         }
         let positions: Vec<u8> = reduced.vertices.iter().flatten().flat_map(|c| c.to_le_bytes()).collect();
         let indices: Vec<u8> = reduced.triangles.iter().flatten().flat_map(|i| i.to_le_bytes()).collect();

@@ -25,6 +25,7 @@ use msd_io::{LabelVolume, Volume};
 
 #[doc(no_inline)]
 pub use crate::image::RgbImage;
+use crate::render::lps_letter;
 use crate::{Error, Result};
 
 /// One of the three orthogonal slice orientations.
@@ -260,13 +261,6 @@ const FRAME_BG: [u8; 3] = [20, 20, 24];
 /// Colour of the frame's text and scale bar.
 const FRAME_FG: [u8; 3] = [235, 235, 235];
 
-/// The LPS letter of the direction `v` points to (its largest component): L/R, P/A, S/I.
-fn lps_letter(v: [f64; 3]) -> char {
-    let k = (0..3).max_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs())).unwrap_or(0);
-    let letters = [['L', 'R'], ['P', 'A'], ['S', 'I']];
-    letters[k][usize::from(v[k] < 0.0)]
-}
-
 /// A round length (1, 2 or 5 × 10ⁿ mm) no longer than `max_mm`.
 fn round_length_mm(max_mm: f64) -> f64 {
     let exp = 10f64.powf(max_mm.max(1e-6).log10().floor());
@@ -284,17 +278,10 @@ impl SliceFrame {
         let geometry = ct.geometry();
         let dir = geometry.direction();
         let column = |axis: usize| [dir[0][axis], dir[1][axis], dir[2][axis]];
-        let right = lps_letter(column(self.col_axis));
+        let right = column(self.col_axis);
         let down = column(self.row_axis).map(|v| if self.flip_rows { -v } else { v });
-        let bottom = lps_letter(down);
-        let opposite = |c: char| match c {
-            'L' => 'R',
-            'R' => 'L',
-            'P' => 'A',
-            'A' => 'P',
-            'S' => 'I',
-            _ => 'S',
-        };
+        let [right, left] = [right, right.map(|v| -v)].map(lps_letter);
+        let [bottom, top] = [down, down.map(|v| -v)].map(lps_letter);
         let normal_axis = 3 - self.col_axis - self.row_axis;
         let world = geometry.index_to_world(self.at.map(|i| i as f64));
         let normal = column(normal_axis);
@@ -336,9 +323,9 @@ impl SliceFrame {
         let letter = |out: &mut RgbImage, x: usize, y: usize, c: char| {
             out.draw_text(x, y, &c.to_string(), FRAME_FG, scale);
         };
-        letter(&mut out, cx.saturating_sub(cw / 2), y0 - m + 3 * scale, opposite(bottom));
+        letter(&mut out, cx.saturating_sub(cw / 2), y0 - m + 3 * scale, top);
         letter(&mut out, cx.saturating_sub(cw / 2), y0 + slice.height + 3 * scale, bottom);
-        letter(&mut out, x0 - m + 3 * scale, cy.saturating_sub(th / 2), opposite(right));
+        letter(&mut out, x0 - m + 3 * scale, cy.saturating_sub(th / 2), left);
         letter(&mut out, x0 + slice.width + 3 * scale, cy.saturating_sub(th / 2), right);
         // Scale bar with end ticks, its length above it.
         let fy = y0 + slice.height + m;

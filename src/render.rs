@@ -120,7 +120,7 @@ fn normalise(a: [f64; 3]) -> [f64; 3] {
 }
 
 /// The LPS letter of the direction `v` points to (its largest component): L/R, P/A, S/I.
-fn lps_letter(v: [f64; 3]) -> char {
+pub(crate) fn lps_letter(v: [f64; 3]) -> char {
     let k = (0..3).max_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs())).unwrap_or(0);
     [['L', 'R'], ['P', 'A'], ['S', 'I']][k][usize::from(v[k] < 0.0)]
 }
@@ -245,6 +245,7 @@ fn rasterise(
         -0.45 * ex[1] + 0.55 * ey[1] + 0.7 * ez[1],
         -0.45 * ex[2] + 0.55 * ey[2] + 0.7 * ez[2],
     ]);
+    let half = normalise([key[0] + ez[0], key[1] + ez[1], key[2] + ez[2]]);
     let mut depth = vec![f64::NEG_INFINITY; ew * eh];
     let mut rgb =
         vec![[f64::from(background[0]), f64::from(background[1]), f64::from(background[2])]; ew * eh];
@@ -297,7 +298,6 @@ fn rasterise(
                         n = scale(n, -1.0);
                     }
                     let diffuse = 0.45 * dot(n, head).max(0.0) + 0.45 * dot(n, key).max(0.0);
-                    let half = normalise([key[0] + ez[0], key[1] + ez[1], key[2] + ez[2]]);
                     let specular = 0.18 * dot(n, half).max(0.0).powi(24);
                     let shade = 0.2 + diffuse;
                     rgb[i] = [0, 1, 2].map(|k| {
@@ -421,27 +421,18 @@ impl<'a> Figure<'a> {
 
     /// The colour range ±mm that [`Figure::render`] uses, `None` when no layer is a deviation.
     pub fn range_mm(&self) -> Option<f64> {
-        let values: Vec<f32> = self
+        let deviations: Vec<&[f32]> = self
             .layers
             .iter()
             .filter_map(|l| match l.paint {
                 Paint::Deviation(d) => Some(d),
                 Paint::Solid(_) => None,
             })
-            .flatten()
-            .map(|v| v.abs())
-            .filter(|v| v.is_finite())
             .collect();
-        if self.layers.iter().all(|l| matches!(l.paint, Paint::Solid(_))) {
+        if deviations.is_empty() {
             return None;
         }
-        if let Some(r) = self.range_mm {
-            return Some(r);
-        }
-        let mut values = values;
-        values.sort_unstable_by(f32::total_cmp);
-        let p95 = values.get(((values.len() as f64 * 0.95) as usize).min(values.len().saturating_sub(1)));
-        Some(nice_range(p95.map_or(1.0, |&v| f64::from(v))))
+        Some(self.range_mm.unwrap_or_else(|| auto_range_mm(deviations.into_iter().flatten().copied())))
     }
 
     /// Draws the figure.
@@ -535,6 +526,15 @@ impl<'a> Figure<'a> {
     pub fn write_png(&self, path: &Path) -> Result<()> {
         self.render()?.write_png(path)
     }
+}
+
+/// The default deviation colour range: the 95th percentile of |deviation| (ignoring non-finite
+/// values) rounded up by [`nice_range`]; 1 mm when there are no values.
+pub(crate) fn auto_range_mm(values: impl Iterator<Item = f32>) -> f64 {
+    let mut abs: Vec<f32> = values.map(f32::abs).filter(|v| v.is_finite()).collect();
+    abs.sort_unstable_by(f32::total_cmp);
+    let p95 = abs.get(((abs.len() as f64 * 0.95) as usize).min(abs.len().saturating_sub(1)));
+    nice_range(p95.map_or(1.0, |&v| f64::from(v)))
 }
 
 /// Rounds `mm` up to 1, 2, 3 or 5 × 10ⁿ (at least 0.1 mm): a colour range that reads.
