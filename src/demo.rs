@@ -18,10 +18,12 @@ use serde::Serialize;
 
 use crate::baseline::{DEFAULT_BONE_HU, threshold};
 use crate::evaluation::{EvaluationOptions, Shape};
+use crate::html::{HtmlCase, HtmlReport, MeshRole};
 use crate::phantom::{Phantom, PhantomConfig, generate};
 use crate::preview::{
     Overlay, PreviewOptions, REFERENCE_COLOUR, RgbImage, SEGMENTATION_COLOUR, render_slice,
 };
+use crate::render::{Figure, Paint};
 use crate::surface::SurfaceOptions;
 use crate::training::TrainingSet;
 use crate::{Error, Result};
@@ -283,6 +285,7 @@ pub fn run(config: &DemoConfig, out: &Path, mut progress: impl FnMut(DemoEvent<'
     files.extend(["loss.csv", "loss.png"].map(PathBuf::from));
 
     let mut cases = Vec::with_capacity(test.len());
+    let mut html_cases = Vec::with_capacity(test.len());
     let mut reports =
         [Report::new().with_region_name("near defect"), Report::new().with_region_name("near defect")];
     for (k, head) in test.iter().enumerate() {
@@ -319,13 +322,26 @@ pub fn run(config: &DemoConfig, out: &Path, mut progress: impl FnMut(DemoEvent<'
         let truth_mesh = crate::surface::surface(&head.skull)?;
         msd_geom::write_mesh(out.join(&truth), &truth_mesh)?;
         files.push(truth);
-        files.push(write_deviation_render(
-            out,
-            &name,
-            &SurfaceOptions::default().extract(&seg.labels)?,
-            &truth_mesh,
-        )?);
-        files.push(write_case_preview(out, &name, head, &seg.labels, &thr)?);
+        let msd_mesh = SurfaceOptions::default().extract(&seg.labels)?;
+        let deviation = if msd_mesh.is_empty() {
+            Vec::new()
+        } else {
+            msd_metrics::signed_vertex_distances(&msd_mesh, &truth_mesh)?
+        };
+        let (render_path, render) = write_deviation_render(out, &name, head, &msd_mesh, &deviation)?;
+        files.push(render_path);
+        let (preview_path, preview) = write_case_preview(out, &name, head, &seg.labels, &thr)?;
+        files.push(preview_path);
+        html_cases.push(
+            HtmlCase::new(&name)
+                .image("MSDnet surface coloured by its signed distance to the truth", &render)?
+                .image(
+                    "Slices through the case (the defect where there is one): MSDnet (top), threshold (bottom), over the truth",
+                    &preview,
+                )?
+                .mesh("truth", MeshRole::Reference, &truth_mesh, None)?
+                .mesh("MSDnet", MeshRole::Prediction, &msd_mesh, Some(&deviation))?,
+        );
         cases.push(DemoCase {
             case: name.clone(),
             noise_hu: head.noise_hu,
@@ -355,7 +371,9 @@ pub fn run(config: &DemoConfig, out: &Path, mut progress: impl FnMut(DemoEvent<'
     let passed = acceptance.msdnet_dice >= config.min_dice
         && acceptance.msdnet_dice_high_noise >= acceptance.threshold_dice_high_noise;
     let acceptance = Acceptance { passed, ..acceptance };
-    files.extend(["report.md", "report.json", "msdnet.csv", "threshold.csv"].map(PathBuf::from));
+    files.extend(
+        ["report.md", "report.json", "report.html", "msdnet.csv", "threshold.csv"].map(PathBuf::from),
+    );
     let summary = DemoSummary { cases, summaries, training, acceptance, files };
 
     let json = serde_json::to_string_pretty(&summary)
@@ -365,6 +383,23 @@ pub fn run(config: &DemoConfig, out: &Path, mut progress: impl FnMut(DemoEvent<'
     crate::atomic::write_text(&out.join("threshold.csv"), &reports[1].to_csv())?;
     let markdown = to_markdown(&summary, &reports);
     crate::atomic::write_text(&out.join("report.md"), &markdown)?;
+    let mut html =
+        HtmlReport::new("msd demo: MSDnet vs the threshold baseline on synthetic head CTs").intro(format!(
+            "{} training phantoms, {} unseen test phantoms. Acceptance: MSDnet Dice {:.3} (at least {:.2}); \
+         at the higher noise MSDnet {:.3} vs threshold {:.3}: {}.",
+            summary.training.cases,
+            summary.cases.len(),
+            summary.acceptance.msdnet_dice,
+            summary.acceptance.min_dice,
+            summary.acceptance.msdnet_dice_high_noise,
+            summary.acceptance.threshold_dice_high_noise,
+            if summary.acceptance.passed { "passed" } else { "FAILED" }
+        ));
+    html = html.table("MSDnet", &reports[0]).table("Threshold 300 HU", &reports[1]);
+    for case in html_cases {
+        html = html.case(case);
+    }
+    html.write(&out.join("report.html"))?;
     Ok(summary)
 }
 
@@ -376,55 +411,48 @@ fn write_case_preview(
     head: &Phantom,
     msdnet: &LabelVolume,
     thr: &LabelVolume,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, RgbImage)> {
     let at = head.defect_region.as_ref().map(crate::preview::label_centre);
     let options = PreviewOptions { pixel_mm: Some(0.5), ..PreviewOptions::default() };
     let mut rows = Vec::new();
-    for labels in [msdnet, thr] {
-        let overlays =
-            [Overlay::new(&head.skull, REFERENCE_COLOUR), Overlay::new(labels, SEGMENTATION_COLOUR)];
+    for (labels, method) in [(msdnet, "MSDnet"), (thr, "threshold 300 HU")] {
+        let overlays = [
+            Overlay::new(&head.skull, REFERENCE_COLOUR).named("truth"),
+            Overlay::new(labels, SEGMENTATION_COLOUR).named(method),
+        ];
         let panels = crate::preview::Plane::ALL
             .iter()
             .map(|&plane| render_slice(&head.ct, plane, at, &overlays, &options))
             .collect::<Result<Vec<_>>>()?;
         rows.push(RgbImage::side_by_side(&panels));
     }
-    let width = rows.iter().map(|r| r.width).max().unwrap_or(0);
-    let mut image = RgbImage::new(width, rows.iter().map(|r| r.height).sum());
-    let mut y0 = 0;
-    for r in &rows {
-        for y in 0..r.height {
-            for x in 0..r.width {
-                image.put(x, y0 + y, r.get(x, y));
-            }
-        }
-        y0 += r.height;
-    }
+    let image = RgbImage::stacked(&rows);
     let rel = PathBuf::from("previews").join(format!("{name}.png"));
     image.write_png(&out.join(&rel))?;
-    Ok(rel)
+    Ok((rel, image))
 }
 
-/// The MSDnet surface seen from above, coloured by its signed distance to the truth (blue: too
-/// little bone, white: on the truth, red: too much; ±1 mm saturates).
+/// The MSDnet surface coloured by its signed distance to the truth (blue: too little bone, white:
+/// on the truth, red: too much), from the front, the left, above and, where the phantom has a
+/// craniectomy, facing the defect; with the colour bar in mm.
 fn write_deviation_render(
     out: &Path,
     name: &str,
+    head: &Phantom,
     mesh: &msd_geom::Mesh,
-    truth: &msd_geom::Mesh,
-) -> Result<PathBuf> {
+    deviation: &[f32],
+) -> Result<(PathBuf, RgbImage)> {
     let rel = PathBuf::from("previews").join(format!("{name}_deviation.png"));
-    let colours: Vec<[u8; 3]> = if mesh.is_empty() {
-        Vec::new()
-    } else {
-        msd_metrics::signed_vertex_distances(mesh, truth)?
-            .iter()
-            .map(|&d| msd_metrics::deviation_colour(f64::from(d), 1.0))
-            .collect()
-    };
-    let image = crate::render::render_mesh(mesh, crate::render::View::Superior, 480, Some(&colours))?;
+    let title = format!("{name}: MSDnet surface vs the truth");
+    let mut figure = Figure::new(title)
+        .layer("MSDnet, signed distance to the truth", mesh, Paint::Deviation(deviation))
+        .panel_px(300);
+    if let Some(c) = &head.craniectomy {
+        figure = figure.defect_view(c.direction);
+    }
+    let image = figure.render()?;
     image.write_png(&out.join(&rel))?;
-    Ok(rel)
+    Ok((rel, image))
 }
 
 fn summarise(cases: &[DemoCase], noise_levels: [f64; 2]) -> Vec<MethodSummary> {

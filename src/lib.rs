@@ -14,8 +14,10 @@
 //!
 //! | module | what it does |
 //! |---|---|
-//! | [`preview`] | PNG slices (axial, coronal, sagittal) with contours over the CT |
-//! | [`render`] | a shaded or deviation-coloured picture of a mesh, as PNG |
+//! | [`image`] | the one raster type of every picture ([`image::RgbImage`]): drawing, text, PNG |
+//! | [`preview`] | PNG slices (axial, coronal, sagittal) with contours, legend, orientation letters and scale |
+//! | [`render`] | labelled, smooth-shaded views of meshes, deviation colour bar in mm ([`render::Figure`]) |
+//! | [`html`] | the self-contained HTML study report with an interactive 3D view |
 //! | [`batch`] | many scans in one run: cases from folders and lists, a resumable manifest |
 //! | [`baseline`] | the global-threshold baseline and connected-component clean-up |
 //! | [`surface`](mod@surface) | label volume → cleaned, watertight skull mesh |
@@ -38,6 +40,8 @@ pub mod batch;
 pub mod demo;
 mod error;
 pub mod evaluation;
+pub mod html;
+pub mod image;
 pub mod loss_curve;
 pub mod preview;
 pub mod render;

@@ -9,7 +9,7 @@ use std::path::Path;
 use msd_net::EpochStats;
 
 use crate::Result;
-use crate::preview::RgbImage;
+use crate::image::RgbImage;
 
 /// The epochs' statistics as CSV: `epoch,train_loss,validation_loss,validation_dice,seconds`.
 pub fn to_csv(history: &[EpochStats]) -> String {

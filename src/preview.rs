@@ -1,16 +1,20 @@
-//! PNG previews: axial, coronal and sagittal CT slices with label contours drawn over them.
+//! PNG previews: axial, coronal and sagittal CT slices with label contours drawn over them, and
+//! what a reader needs to read them: the plane and its position (LPS mm), orientation letters on
+//! every side, a millimetre scale bar, the grey-level window and a legend naming each contour.
 //!
 //! Slices are shown the way radiologists read them: axial seen from the feet (patient left on the
 //! image right, anterior up), coronal seen from the front and sagittal seen from the patient's left
 //! (superior up). Anisotropic voxels are stretched to square millimetres, so the head is not
-//! squashed by thick slices. Each overlay is drawn as a one-pixel contour in its own colour.
+//! squashed by thick slices. Each overlay is drawn as a one-pixel contour in its own colour. The
+//! orientation letters follow the scan's direction matrix (R/L, A/P, S/I of LPS), so a scan stored
+//! upside down or rotated shows where the patient's sides really are.
 //!
 //! ```
 //! use msd::phantom::{PhantomConfig, generate};
 //! use msd::preview::{Overlay, Plane, PreviewOptions, render_slice};
 //!
 //! let head = generate(&PhantomConfig::quick(), 1)?;
-//! let overlays = [Overlay::new(&head.skull, [0, 255, 0])];
+//! let overlays = [Overlay::new(&head.skull, [0, 255, 0]).named("skull")];
 //! let image = render_slice(&head.ct, Plane::Axial, None, &overlays, &PreviewOptions::default())?;
 //! assert_eq!(image.pixels.len(), 3 * image.width * image.height);
 //! Ok::<(), Box<dyn std::error::Error>>(())
@@ -19,6 +23,9 @@ use std::path::{Path, PathBuf};
 
 use msd_io::{LabelVolume, Volume};
 
+#[doc(no_inline)]
+pub use crate::image::RgbImage;
+use crate::render::lps_letter;
 use crate::{Error, Result};
 
 /// One of the three orthogonal slice orientations.
@@ -46,19 +53,34 @@ impl Plane {
     }
 }
 
-/// A label volume drawn as a contour in one colour. Any non-zero voxel counts as inside.
+/// A label volume drawn as a contour in one colour, named in the legend. Any non-zero voxel counts
+/// as inside.
 #[derive(Debug, Clone, Copy)]
 pub struct Overlay<'a> {
     /// The labels; must share the CT's grid.
     pub labels: &'a LabelVolume,
     /// Contour colour, RGB.
     pub colour: [u8; 3],
+    /// The legend's name for the contour.
+    pub name: &'a str,
 }
 
 impl<'a> Overlay<'a> {
-    /// An overlay of `labels` in `colour` (RGB).
+    /// An overlay of `labels` in `colour` (RGB). Its legend name is "segmentation" for
+    /// [`SEGMENTATION_COLOUR`], "reference" for [`REFERENCE_COLOUR`] and "labels" otherwise; set
+    /// another with [`Overlay::named`].
     pub fn new(labels: &'a LabelVolume, colour: [u8; 3]) -> Self {
-        Overlay { labels, colour }
+        let name = match colour {
+            SEGMENTATION_COLOUR => "segmentation",
+            REFERENCE_COLOUR => "reference",
+            _ => "labels",
+        };
+        Overlay { labels, colour, name }
+    }
+
+    /// The same overlay named `name` in the legend.
+    pub fn named(self, name: &'a str) -> Self {
+        Overlay { name, ..self }
     }
 }
 
@@ -66,6 +88,18 @@ impl<'a> Overlay<'a> {
 pub const SEGMENTATION_COLOUR: [u8; 3] = [255, 48, 48];
 /// Contour colour of a reference in the CLI's previews (green).
 pub const REFERENCE_COLOUR: [u8; 3] = [48, 230, 48];
+
+/// Whether a preview carries its reading aids (title, orientation letters, scale bar, legend).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Annotations {
+    /// The slice framed by a title line (plane, position in LPS mm, window), orientation letters
+    /// on all four sides, a scale bar in millimetres and a legend of the overlays.
+    #[default]
+    Full,
+    /// The bare slice: one image pixel per display pixel, nothing drawn around it.
+    Off,
+}
 
 /// How slices are rendered.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,86 +109,29 @@ pub struct PreviewOptions {
     pub window_hu: (f32, f32),
     /// Display pixel size in mm; `None` uses the smallest voxel spacing.
     pub pixel_mm: Option<f64>,
+    /// Reading aids around the slice.
+    pub annotations: Annotations,
 }
 
 impl Default for PreviewOptions {
-    /// A bone window (−700 to 1300 HU) at the finest voxel spacing.
+    /// A bone window (−700 to 1300 HU) at the finest voxel spacing, fully annotated.
     fn default() -> Self {
-        PreviewOptions { window_hu: (-700.0, 1300.0), pixel_mm: None }
+        PreviewOptions { window_hu: (-700.0, 1300.0), pixel_mm: None, annotations: Annotations::Full }
     }
 }
 
-/// An 8-bit RGB image, rows top to bottom.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RgbImage {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// `3 · width · height` bytes, RGB, row-major.
-    pub pixels: Vec<u8>,
-}
-
-impl RgbImage {
-    /// A black image.
-    pub fn new(width: usize, height: usize) -> Self {
-        RgbImage { width, height, pixels: vec![0; 3 * width * height] }
+impl PreviewOptions {
+    /// The same options with `annotations`.
+    pub fn annotations(mut self, annotations: Annotations) -> Self {
+        self.annotations = annotations;
+        self
     }
 
-    /// Sets one pixel; coordinates outside the image are ignored.
-    pub fn put(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
-        if x < self.width && y < self.height {
-            let i = 3 * (y * self.width + x);
-            self.pixels[i..i + 3].copy_from_slice(&rgb);
-        }
+    /// The same options with a display pixel of `pixel_mm` millimetres.
+    pub fn pixel_mm(mut self, pixel_mm: f64) -> Self {
+        self.pixel_mm = Some(pixel_mm);
+        self
     }
-
-    /// The colour of one pixel.
-    pub fn get(&self, x: usize, y: usize) -> [u8; 3] {
-        let i = 3 * (y * self.width + x);
-        [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
-    }
-
-    /// Places images side by side (top-aligned) on a black background.
-    pub fn side_by_side(images: &[RgbImage]) -> RgbImage {
-        let width = images.iter().map(|i| i.width).sum();
-        let height = images.iter().map(|i| i.height).max().unwrap_or(0);
-        let mut out = RgbImage::new(width, height);
-        let mut x0 = 0;
-        for img in images {
-            for y in 0..img.height {
-                let src = &img.pixels[3 * y * img.width..3 * (y + 1) * img.width];
-                let dst = 3 * (y * width + x0);
-                out.pixels[dst..dst + src.len()].copy_from_slice(src);
-            }
-            x0 += img.width;
-        }
-        out
-    }
-
-    /// Writes the image as PNG, atomically (temporary file in the same folder, then rename).
-    pub fn write_png(&self, path: &Path) -> Result<()> {
-        let (width, height) = (
-            u32::try_from(self.width).map_err(|_| too_big(path))?,
-            u32::try_from(self.height).map_err(|_| too_big(path))?,
-        );
-        let mut bytes = Vec::new();
-        {
-            let mut encoder = png::Encoder::new(&mut bytes, width, height);
-            encoder.set_color(png::ColorType::Rgb);
-            encoder.set_depth(png::BitDepth::Eight);
-            let png_err = |source| Error::Png { path: path.to_path_buf(), source: Box::new(source) };
-            let mut writer = encoder.write_header().map_err(png_err)?;
-            writer.write_image_data(&self.pixels).map_err(png_err)?;
-            writer.finish().map_err(png_err)?;
-        }
-        crate::atomic::write(path, &bytes)?;
-        Ok(())
-    }
-}
-
-fn too_big(path: &Path) -> Error {
-    Error::InvalidConfig { what: format!("image for {} is too large for PNG", path.display()) }
 }
 
 /// Voxel index `(x, y, z)` of the centre of the non-zero voxels of `labels`, or of the grid when
@@ -179,7 +156,8 @@ pub fn label_centre(labels: &LabelVolume) -> [usize; 3] {
 }
 
 /// Renders one slice of `ct` through voxel index `at` (`(x, y, z)`; `None`: the grid centre) with
-/// each overlay's contour drawn over it. Overlays must share the CT's grid.
+/// each overlay's contour drawn over it, framed by the reading aids that `options.annotations`
+/// asks for. Overlays must share the CT's grid.
 pub fn render_slice(
     ct: &Volume<f32>,
     plane: Plane,
@@ -257,7 +235,114 @@ pub fn render_slice(
             }
         }
     }
-    Ok(image)
+    Ok(match options.annotations {
+        Annotations::Off => image,
+        Annotations::Full => {
+            let frame =
+                SliceFrame { plane, col_axis, row_axis, flip_rows, at, pixel_mm: pixel, window: (lo, hi) };
+            frame.annotate(&image, ct, overlays)
+        }
+    })
+}
+
+/// Where a rendered slice lies and how its pixels map to the patient: what the annotations say.
+struct SliceFrame {
+    plane: Plane,
+    col_axis: usize,
+    row_axis: usize,
+    flip_rows: bool,
+    at: [usize; 3],
+    pixel_mm: f64,
+    window: (f32, f32),
+}
+
+/// Background of the frame around an annotated slice.
+const FRAME_BG: [u8; 3] = [20, 20, 24];
+/// Colour of the frame's text and scale bar.
+const FRAME_FG: [u8; 3] = [235, 235, 235];
+
+/// A round length (1, 2 or 5 × 10ⁿ mm) no longer than `max_mm`.
+fn round_length_mm(max_mm: f64) -> f64 {
+    let exp = 10f64.powf(max_mm.max(1e-6).log10().floor());
+    [5.0, 2.0, 1.0].into_iter().map(|m| m * exp).find(|&l| l <= max_mm).unwrap_or(exp)
+}
+
+fn format_mm(mm: f64) -> String {
+    if mm >= 1.0 { format!("{mm:.0} mm") } else { format!("{mm} mm") }
+}
+
+impl SliceFrame {
+    /// The slice inside a frame: a title line above, orientation letters on the four sides, and
+    /// below, a scale bar and the legend.
+    fn annotate(&self, slice: &RgbImage, ct: &Volume<f32>, overlays: &[Overlay<'_>]) -> RgbImage {
+        let geometry = ct.geometry();
+        let dir = geometry.direction();
+        let column = |axis: usize| [dir[0][axis], dir[1][axis], dir[2][axis]];
+        let right = column(self.col_axis);
+        let down = column(self.row_axis).map(|v| if self.flip_rows { -v } else { v });
+        let [right, left] = [right, right.map(|v| -v)].map(lps_letter);
+        let [bottom, top] = [down, down.map(|v| -v)].map(lps_letter);
+        let normal_axis = 3 - self.col_axis - self.row_axis;
+        let world = geometry.index_to_world(self.at.map(|i| i as f64));
+        let normal = column(normal_axis);
+        let k = (0..3).max_by(|&a, &b| normal[a].abs().total_cmp(&normal[b].abs())).unwrap_or(2);
+        let title = format!(
+            "{} {} = {:.1} mm  window {:.0}..{:.0} HU",
+            self.plane.name(),
+            ["x", "y", "z"][k],
+            world[k],
+            self.window.0,
+            self.window.1
+        );
+        let scale = if slice.width >= 360 { 2 } else { 1 };
+        let th = RgbImage::text_height(scale);
+        let m = th + 6 * scale;
+        // Legend entries: a swatch and the name; then the scale bar.
+        let swatch = th;
+        let legend: Vec<(String, [u8; 3])> =
+            overlays.iter().map(|o| (o.name.to_string(), o.colour)).collect();
+        let legend_w: usize = legend
+            .iter()
+            .map(|(name, _)| swatch + 3 * scale + RgbImage::text_width(name, scale) + 8 * scale)
+            .sum();
+        let bar_mm = round_length_mm(slice.width as f64 * self.pixel_mm / 3.0);
+        let bar_px = ((bar_mm / self.pixel_mm).round() as usize).max(1);
+        let bar_label = format_mm(bar_mm);
+        let footer_w = bar_px.max(RgbImage::text_width(&bar_label, scale)) + 8 * scale + legend_w;
+        let width =
+            (slice.width + 2 * m).max(RgbImage::text_width(&title, scale) + 2 * m).max(footer_w + 2 * m);
+        let x0 = (width - slice.width) / 2;
+        let y0 = th + 4 * scale + m;
+        let footer_h = 2 * th + 8 * scale;
+        let height = y0 + slice.height + m + footer_h;
+        let mut out = RgbImage::filled(width, height, FRAME_BG);
+        out.draw_text(m, 2 * scale, &title, FRAME_FG, scale);
+        out.blit(slice, x0, y0);
+        let cw = RgbImage::text_width("M", scale);
+        let (cx, cy) = (x0 + slice.width / 2, y0 + slice.height / 2);
+        let letter = |out: &mut RgbImage, x: usize, y: usize, c: char| {
+            out.draw_text(x, y, &c.to_string(), FRAME_FG, scale);
+        };
+        letter(&mut out, cx.saturating_sub(cw / 2), y0 - m + 3 * scale, top);
+        letter(&mut out, cx.saturating_sub(cw / 2), y0 + slice.height + 3 * scale, bottom);
+        letter(&mut out, x0 - m + 3 * scale, cy.saturating_sub(th / 2), left);
+        letter(&mut out, x0 + slice.width + 3 * scale, cy.saturating_sub(th / 2), right);
+        // Scale bar with end ticks, its length above it.
+        let fy = y0 + slice.height + m;
+        let bx = m;
+        out.draw_text(bx, fy, &bar_label, FRAME_FG, scale);
+        let by = fy + th + 4 * scale;
+        out.fill_rect(bx, by, bx + bar_px, by + scale.max(2), FRAME_FG);
+        out.fill_rect(bx, by - 2 * scale, bx + scale, by + scale.max(2), FRAME_FG);
+        out.fill_rect(bx + bar_px - scale, by - 2 * scale, bx + bar_px, by + scale.max(2), FRAME_FG);
+        let mut lx = bx + bar_px.max(RgbImage::text_width(&bar_label, scale)) + 8 * scale;
+        for (name, colour) in &legend {
+            out.fill_rect(lx, fy, lx + swatch, fy + swatch, *colour);
+            lx += swatch + 3 * scale;
+            lx += out.draw_text(lx, fy, name, FRAME_FG, scale) + 8 * scale;
+        }
+        out
+    }
 }
 
 /// Writes `<stem>_axial.png`, `<stem>_coronal.png` and `<stem>_sagittal.png` into `dir` (created if
@@ -289,6 +374,10 @@ mod tests {
     use msd_io::Geometry;
     use ndarray::Array3;
 
+    fn bare() -> PreviewOptions {
+        PreviewOptions::default().annotations(Annotations::Off)
+    }
+
     fn cube() -> (Volume<f32>, LabelVolume) {
         let g = Geometry::new([1.0, 1.0, 2.0], [0.0; 3], Geometry::IDENTITY).unwrap();
         let mut ct = Array3::<f32>::from_elem((10, 20, 20), -1000.0);
@@ -307,14 +396,9 @@ mod tests {
     #[test]
     fn axial_slice_shows_window_and_contour() {
         let (ct, lab) = cube();
-        let img = render_slice(
-            &ct,
-            Plane::Axial,
-            Some([10, 10, 5]),
-            &[Overlay::new(&lab, [255, 0, 0])],
-            &PreviewOptions::default(),
-        )
-        .unwrap();
+        let img =
+            render_slice(&ct, Plane::Axial, Some([10, 10, 5]), &[Overlay::new(&lab, [255, 0, 0])], &bare())
+                .unwrap();
         assert_eq!((img.width, img.height), (20, 20));
         assert_eq!(img.get(0, 0), [0, 0, 0]);
         assert_eq!(img.get(10, 10), [255, 255, 255]);
@@ -327,8 +411,7 @@ mod tests {
     fn coronal_slice_stretches_thick_slices_and_puts_superior_up() {
         let (mut ct, lab) = cube();
         ct.data_mut()[[9, 10, 10]] = 1300.0; // the top slice
-        let img =
-            render_slice(&ct, Plane::Coronal, Some([10, 10, 5]), &[], &PreviewOptions::default()).unwrap();
+        let img = render_slice(&ct, Plane::Coronal, Some([10, 10, 5]), &[], &bare()).unwrap();
         assert_eq!((img.width, img.height), (20, 20));
         assert_eq!(img.get(10, 0), [255, 255, 255]);
         assert_eq!(img.get(10, 19), [0, 0, 0]);
@@ -367,6 +450,44 @@ mod tests {
         assert_eq!(paths.len(), 3);
         let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&paths[0]).unwrap()));
         let reader = decoder.read_info().unwrap();
-        assert_eq!((reader.info().width, reader.info().height), (20, 20));
+        let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+        assert!(w > 20 && h > 20, "the frame surrounds the 20 × 20 slice: {w} × {h}");
+    }
+
+    /// The annotated preview: the slice framed, the legend's swatches in the overlays' colours,
+    /// the orientation letters and the scale bar drawn in the frame, not on the slice.
+    #[test]
+    fn annotations_frame_the_slice_with_legend_letters_and_scale() {
+        let (ct, lab) = cube();
+        let overlays = [Overlay::new(&lab, [255, 0, 0]).named("truth"), Overlay::new(&lab, [0, 0, 255])];
+        let options = PreviewOptions::default().pixel_mm(0.25);
+        let bare_img =
+            render_slice(&ct, Plane::Axial, Some([10, 10, 5]), &overlays, &bare().pixel_mm(0.25)).unwrap();
+        let img = render_slice(&ct, Plane::Axial, Some([10, 10, 5]), &overlays, &options).unwrap();
+        assert_eq!((bare_img.width, bare_img.height), (80, 80));
+        assert!(img.width > 80 && img.height > 80);
+        // The bare slice appears unchanged somewhere in the frame: find its top-left corner.
+        let found = (0..img.height - 80).any(|y0| {
+            (0..img.width - 80)
+                .any(|x0| (0..80).all(|y| (0..80).all(|x| img.get(x0 + x, y0 + y) == bare_img.get(x, y))))
+        });
+        assert!(found, "the slice is blitted whole");
+        // Legend swatches: solid squares in each overlay colour, below the slice.
+        let solid = |c: [u8; 3]| img.count_in(0, img.height - 30, img.width, img.height, |p| p == c);
+        assert!(solid([255, 0, 0]) >= 36, "red swatch: {}", solid([255, 0, 0]));
+        assert!(solid([0, 0, 255]) >= 36, "blue swatch: {}", solid([0, 0, 255]));
+        // Text and the scale bar in the frame's foreground colour.
+        assert!(img.count_in(0, 0, img.width, img.height, |p| p == FRAME_FG) > 200);
+        assert_eq!(round_length_mm(6.7), 5.0);
+        assert_eq!(round_length_mm(34.0), 20.0);
+        assert_eq!(round_length_mm(0.3), 0.2);
+    }
+
+    #[test]
+    fn orientation_letters_follow_the_direction_matrix() {
+        assert_eq!(lps_letter([1.0, 0.0, 0.0]), 'L');
+        assert_eq!(lps_letter([-0.9, 0.1, 0.0]), 'R');
+        assert_eq!(lps_letter([0.0, -1.0, 0.0]), 'A');
+        assert_eq!(lps_letter([0.0, 0.2, -0.9]), 'I');
     }
 }

@@ -25,4 +25,10 @@ fn a_tiny_demo_writes_its_report_stls_and_previews() {
     assert!(thr > 0.5 && thr < 1.0, "{thr}");
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("| MSDnet | all |") && md.contains("threshold 300 HU"), "{md}");
+    // The HTML report: both test cases in the 3D view's data, two pictures each, both tables.
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(summary.files.iter().any(|f| f.as_os_str() == "report.html"));
+    assert_eq!(html.matches("data:image/png;base64,").count(), 4);
+    assert!(html.contains("\"name\":\"test01\"") && html.contains("\"name\":\"test02\""));
+    assert!(html.contains("Study table: MSDnet") && html.contains("Study table: Threshold 300 HU"));
 }

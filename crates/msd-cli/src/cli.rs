@@ -368,6 +368,10 @@ pub struct EvalArgs {
     /// Write the report as Markdown here.
     #[arg(long, value_name = "OUT")]
     pub markdown: Option<PathBuf>,
+    /// Write a self-contained HTML report here: the table, a deviation render of each case and an
+    /// interactive 3D view of the meshes (opens offline).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Skip surface metrics (Dice only; fast).
     #[arg(long)]
     pub no_surface: bool,

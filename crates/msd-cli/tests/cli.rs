@@ -185,9 +185,18 @@ fn threshold_mesh_label_and_eval_make_a_report() {
         "report.json",
         "--csv",
         "report.csv",
+        "--html",
+        "report.html",
     ]);
     let table = ok(&o);
     assert!(table.contains("| thr |"), "{table}");
+    // The HTML report: both cases, a deviation picture each, the meshes and the viewer inlined.
+    let html = std::fs::read_to_string(f.path("report.html")).unwrap();
+    assert!(html.contains("<td>thr</td>") && html.contains("<td>thr_largest</td>"));
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2);
+    assert!(
+        html.contains("id=\"msd-data\"") && html.contains("OrbitControls") && !html.contains("src=\"http")
+    );
     let r = json(&std::fs::read_to_string(f.path("report.json")).unwrap());
     let case = &r["cases"][0];
     for key in ["dice", "mad_mm", "hd95_mm"] {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use msd::evaluation::{EvaluationOptions, Shape};
+use msd::html::{HtmlCase, HtmlReport};
 use msd::metrics::{MetricSummary, Region, Report, defect_rim_band, implant_scores};
 
 use crate::cli::EvalArgs;
@@ -88,6 +89,7 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
         report = report.with_region_name("region");
     }
     let bar = ui.bar(pairs.len() as u64, "evaluating");
+    let mut html = args.html.as_ref().map(|_| HtmlReport::new("msd eval: predictions against references"));
     for (i, (case, pred_path, ref_path)) in pairs.iter().enumerate() {
         // The two files are independent: read them at the same time (decompression and mesh
         // parsing are mostly one thread each).
@@ -111,6 +113,11 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
             format!("cannot evaluate {} against {}", pred_path.display(), ref_path.display())
         })?;
         report.push(result);
+        if let Some(page) = html.take() {
+            let case = HtmlCase::from_shapes(case.as_str(), &pred, &reference)
+                .with_context(|| format!("cannot draw {} for the HTML report", pred_path.display()))?;
+            html = Some(page.case(case));
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -124,6 +131,11 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.csv {
         report.write_csv(path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let (Some(path), Some(page)) = (&args.html, html) {
+        page.table("predictions against references", &report)
+            .write(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.markdown {
         report.write_markdown(path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -188,6 +200,12 @@ enum Band<'a> {
 /// `msd eval --implant`: Dice, boundary Dice and HD95 per case, their mean ± sd, as a Markdown
 /// table on stdout and optionally JSON, CSV and Markdown files.
 fn run_implant(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
+    if args.html.is_some() {
+        return Err(UsageError(
+            "--html reports --pred/--ref surface studies; it does not take --implant".into(),
+        )
+        .into());
+    }
     if args.no_surface {
         return Err(
             UsageError("--no-surface: the --implant scores include HD95, a surface distance".into()).into()
