@@ -113,6 +113,10 @@ for c in expected:
         errors.append(f"{c}: no bone volume in the report")
 if rows.get("head_defect", {}).get("implant_status") != "ok":
     errors.append(f"head_defect: implant {rows.get('head_defect', {}).get('implant_status')}")
+html_path = os.path.join(results, "report", "study.html")
+html = open(html_path).read() if os.path.exists(html_path) else ""
+if 'id="msd-data"' not in html or "THREE" not in html:
+    errors.append("report/study.html is missing or has no 3D view")
 rep = json.load(open(os.path.join(results, "report", "study.json")))
 if rep["n_cases"] != len(expected) or rep["n_evaluated"] != len(evaluated):
     errors.append(f"study.json counts {rep['n_cases']}/{rep['n_evaluated']} != {len(expected)}/{len(evaluated)}")

@@ -227,7 +227,7 @@ log "workflow finished"
 
 # Every job ran as a Slurm job and completed (finished jobs stay in squeue for MinJobAge).
 squeue --states=all --noheader --format='%i %j %T' > "$work/jobs.txt"
-expected_jobs=$((3 * 3 + 1))   # segment, mesh, evaluate per case, and one implant
+expected_jobs=$((3 * 3 + 2))   # segment, mesh, evaluate per case, one implant, the HTML report
 njobs=$(grep -vc ' hostname ' "$work/jobs.txt" || true)
 [ "$njobs" -ge "$expected_jobs" ] || { cat "$work/jobs.txt" >&2; die "Slurm ran $njobs jobs, expected at least $expected_jobs"; }
 if grep -v ' COMPLETED$' "$work/jobs.txt" | grep -q .; then
@@ -277,6 +277,10 @@ if not 10 <= vol <= 80:
     errors.append(f"head_defect: implant volume {vol} ml is not plausible for a ~70 mm craniectomy")
 if any(rows[c]["implant_status"] for c in rows if c != "head_defect"):
     errors.append("an implant was designed for a case not listed in implant.cases")
+html_path = os.path.join(results, "report", "study.html")
+html = open(html_path).read() if os.path.exists(html_path) else ""
+if 'id="msd-data"' not in html or "THREE" not in html:
+    errors.append("report/study.html is missing or has no 3D view")
 md = open(os.path.join(results, "report", "study.md")).read()
 for c in cases:
     if f"| {c} |" not in md:
