@@ -47,7 +47,7 @@ use msd_net::{Model, SegmentOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::preview::{Overlay, PreviewOptions, SEGMENTATION_COLOUR, write_previews};
-use crate::{Error, Result};
+use crate::{Error, Result, error_chain};
 
 /// The manifest's file name in the output folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -468,24 +468,6 @@ pub enum BatchEvent<'a> {
         /// Its record.
         record: &'a CaseRecord,
     },
-}
-
-/// The error and its causes on one line: `what failed: because: because`.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = String::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        // Transparent wrappers repeat their source's message; keep it once.
-        if !line.ends_with(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-        next = e.source();
-    }
-    line.replace('\n', " ")
 }
 
 /// Removes the temporary files a killed run left in `dir` (only [`msd_io::write_atomic`]'s own).

@@ -78,3 +78,27 @@ impl Error {
         Error::File { path: path.into(), source }
     }
 }
+
+/// The error and its causes on one line: `what failed: because: because` (transparent wrappers,
+/// which repeat their source's message, appear once). The CLI prints its errors this way, and the
+/// batch manifest records each failed case's error so.
+///
+/// ```
+/// let e = msd::Error::InvalidConfig { what: "no skull".into() };
+/// assert_eq!(msd::error_chain(&e), "invalid configuration: no skull");
+/// ```
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        next = e.source();
+    }
+    line.replace('\n', " ")
+}

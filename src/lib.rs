@@ -48,7 +48,7 @@ pub mod render;
 pub mod surface;
 pub mod training;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};
 pub use evaluation::{Shape, evaluate};
 pub use surface::surface;
 pub use training::{TrainingSet, segment, train};

@@ -1,5 +1,4 @@
 //! How the command talks to people: progress bars and log lines on stderr, one-line errors.
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -84,19 +83,7 @@ impl Ui {
     }
 }
 
-/// The error and its causes on one line: `what failed: because: because`.
+/// The error and its causes on one line: `what failed: because: because` ([`msd::error_chain`]).
 pub fn error_chain(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for (i, cause) in err.chain().enumerate() {
-        let text = cause.to_string();
-        // Transparent wrappers repeat their source's message; print it once.
-        if line.ends_with(&text) {
-            continue;
-        }
-        if i > 0 {
-            line.push_str(": ");
-        }
-        let _ = write!(line, "{text}");
-    }
-    line.replace('\n', " ")
+    msd::error_chain(err.as_ref())
 }
