@@ -337,6 +337,10 @@ pub struct CaseRecord {
     /// The skull's volume in mm³ (voxels labelled 1 or more × voxel volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skull_volume_mm3: Option<f64>,
+    /// The scan's measured noise σ (HU) when the boundary was placed on the model's iso-surface
+    /// ([`msd_net::IsoSnap`]): a case far noisier than the others stands out here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_hu: Option<f32>,
     /// What failed, with its causes, for a failed case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -351,6 +355,7 @@ impl CaseRecord {
             outputs: CaseOutputs::default(),
             seconds: None,
             skull_volume_mm3: None,
+            noise_hu: None,
             error: None,
         }
     }
@@ -611,6 +616,7 @@ fn run_case(
             record.status = CaseStatus::Failed;
             record.error = Some(message);
             record.skull_volume_mm3 = None;
+            record.noise_hu = None;
             let planned = planned_outputs(&case.name, options);
             for f in planned.files().into_iter().chain(record.outputs.files()) {
                 // Best effort: a file that is not there is what we want.
@@ -658,6 +664,7 @@ fn segment_case(
         .map_err(|e| chain(&format!("cannot write {}", labels_path.display()), &e))?;
     record.outputs.labels = Some(labels_rel);
     record.skull_volume_mm3 = Some(skull_volume_mm3(&seg.labels));
+    record.noise_hu = seg.iso_snap.map(|s| s.noise_hu);
     if let Some(rel) = planned.probabilities.clone() {
         let path = out_dir.join(&rel);
         let skull = seg

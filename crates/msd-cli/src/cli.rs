@@ -277,6 +277,11 @@ pub struct SegmentArgs {
     /// segmenting on the scan's own grid.
     #[arg(long)]
     pub resample_to_model: bool,
+    /// Keep the network's own boundary. By default, a model trained on threshold-defined labels
+    /// (the shipped one: ≥ 300 HU) has its boundary placed on the scan's own iso-surface near the
+    /// network's boundary, weighed against the network by the scan's measured noise.
+    #[arg(long)]
+    pub network_boundary: bool,
     /// Keep the network's output as it is: no clean-up (by default only the largest connected
     /// bone component is kept and enclosed pockets are filled, as engineers do).
     #[arg(long)]

@@ -1234,3 +1234,21 @@ fn eval_takes_a_whole_study_from_a_batch_output_folder() {
     fails(&f.msd(&["eval", "--pred-dir", "out"]), 2, "--ref-dir");
     fails(&f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--pred", "x.nii.gz"]), 2, "--pred");
 }
+
+#[test]
+fn segment_places_the_boundary_on_the_iso_surface_unless_told_not_to() {
+    let f = Fixture::new();
+    let o = f.msd(&["segment", "ct.nii.gz", "--out", "snapped.nii.gz"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("boundary: the scan's 300 HU iso-surface"), "{err}");
+    assert!(err.contains("measured noise ("), "{err}");
+    let o = f.msd(&["segment", "ct.nii.gz", "--out", "network.nii.gz", "--network-boundary"]);
+    ok(&o);
+    assert!(stderr(&o).contains("boundary: the network's own (--network-boundary)"), "{}", stderr(&o));
+    // The snap moves the boundary somewhere (how far it moves it toward the definition is measured
+    // by the shipped-model tests on cthead).
+    let snapped = msd::io::read_labels(f.path("snapped.nii.gz")).unwrap();
+    let network = msd::io::read_labels(f.path("network.nii.gz")).unwrap();
+    assert_ne!(snapped.data(), network.data());
+}

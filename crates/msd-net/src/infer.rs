@@ -13,6 +13,7 @@ use msd_io::{LabelVolume, Volume};
 use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 
+use crate::boundary::{DEFAULT_BAND_VOXELS, estimate_noise_hu, snap_to_iso};
 use crate::cpu::final_layer;
 use crate::kernels::{self, Isa};
 use crate::loss::softmax_planes;
@@ -47,6 +48,11 @@ pub struct SegmentOptions {
     /// hand-written CUDA kernels ([`crate::cuda::CudaMsd`], feature `cuda`); everything else
     /// (normalisation, resampling, fusing, arg-max) is the same code as on the CPU.
     pub device: Device,
+    /// Place the skull boundary on the CT's iso-surface at the model's label definition
+    /// ([`Model::label_iso_hu`]), weighed against the network by the scan's noise
+    /// ([`crate::snap_to_iso`]); default `true`. Applies to two-class models that record a
+    /// threshold definition; others keep the network's arg-max.
+    pub snap_to_iso: bool,
 }
 
 impl Default for SegmentOptions {
@@ -57,6 +63,7 @@ impl Default for SegmentOptions {
             resample_to_model: false,
             keep_probabilities: false,
             device: Device::Cpu,
+            snap_to_iso: true,
         }
     }
 }
@@ -80,6 +87,13 @@ impl SegmentOptions {
         self
     }
 
+    /// Returns the options with the boundary snapped to the model's iso-value or not (`false`: the
+    /// network's arg-max everywhere).
+    pub fn with_snap_to_iso(mut self, snap: bool) -> Self {
+        self.snap_to_iso = snap;
+        self
+    }
+
     /// Returns the options with the network run on `device` ([`Device::Auto`] is resolved when
     /// segmenting starts).
     pub fn with_device(mut self, device: Device) -> Self {
@@ -96,6 +110,18 @@ pub struct Segmentation {
     /// One probability volume per class (they sum to 1 at every voxel), when
     /// [`SegmentOptions::keep_probabilities`] asked for them; empty otherwise.
     pub probabilities: Vec<Volume<f32>>,
+    /// How the boundary was placed on the iso-surface, when it was ([`SegmentOptions::snap_to_iso`]).
+    pub iso_snap: Option<IsoSnap>,
+}
+
+/// What [`crate::snap_to_iso`] did to a segmentation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IsoSnap {
+    /// The iso-value the boundary was placed at (HU), the model's label definition.
+    pub iso_hu: f32,
+    /// The scan's noise σ measured by [`crate::estimate_noise_hu`] (HU), which weighs the CT against
+    /// the network.
+    pub noise_hu: f32,
 }
 
 /// The plane geometry of an axis on a volume of shape `[z, y, x]` with spacing `(x, y, z)`:
@@ -242,7 +268,15 @@ impl Model {
         let spacing = ct.geometry().spacing();
         let total_planes: usize = options.axes.iter().map(|a| plane_layout(*a, shape, spacing).0).sum();
         let dims = (shape[0], shape[1], shape[2]);
-        let mut acc = if options.axes.len() == 1 && !options.keep_probabilities {
+        // The iso-value snap needs the skull probability and the scan's noise; a scan without soft
+        // tissue to measure it on keeps the network's labels.
+        let snap = match self.label_iso_hu {
+            Some(iso_hu) if options.snap_to_iso && k == 2 => {
+                estimate_noise_hu(ct.data()).map(|noise_hu| IsoSnap { iso_hu, noise_hu })
+            }
+            _ => None,
+        };
+        let mut acc = if options.axes.len() == 1 && !options.keep_probabilities && snap.is_none() {
             Accumulator::Labels(Array3::zeros(dims))
         } else {
             Accumulator::Sums((0..k).map(|_| Array3::zeros(dims)).collect())
@@ -312,13 +346,20 @@ impl Model {
         }
         match acc {
             Accumulator::Labels(labels) => {
-                Ok(Segmentation { labels: ct.with_data(labels)?, probabilities: Vec::new() })
+                Ok(Segmentation { labels: ct.with_data(labels)?, probabilities: Vec::new(), iso_snap: None })
             }
             Accumulator::Sums(sums) => {
-                let labels =
-                    Array3::from_shape_fn(dims, |(z, y, x)| argmax(sums.iter().map(|s| s[[z, y, x]])) as u8);
+                let scale = 1.0 / options.axes.len() as f32;
+                let labels = match snap {
+                    Some(s) => {
+                        let p_skull = sums[1].mapv(|v| v * scale);
+                        snap_to_iso(ct.data(), &p_skull, s.iso_hu, s.noise_hu, DEFAULT_BAND_VOXELS)?
+                    }
+                    None => Array3::from_shape_fn(dims, |(z, y, x)| {
+                        argmax(sums.iter().map(|s| s[[z, y, x]])) as u8
+                    }),
+                };
                 let probabilities = if options.keep_probabilities {
-                    let scale = 1.0 / options.axes.len() as f32;
                     sums.into_iter()
                         .map(|mut s| {
                             s.mapv_inplace(|v| v * scale);
@@ -328,7 +369,7 @@ impl Model {
                 } else {
                     Vec::new()
                 };
-                Ok(Segmentation { labels: ct.with_data(labels)?, probabilities })
+                Ok(Segmentation { labels: ct.with_data(labels)?, probabilities, iso_snap: snap })
             }
         }
     }

@@ -29,7 +29,10 @@
 //! - [`Model`]: weights + [`Normalization`] + class names + the pixel spacing it was trained at +
 //!   provenance, saved as one safetensors file; [`Model::segment`] applies it to a whole CT volume
 //!   slice by slice in parallel, resampling to the model's spacing and back, optionally fusing
-//!   axial, coronal and sagittal passes ([`Model::segment_with`]).
+//!   axial, coronal and sagittal passes ([`Model::segment_with`]);
+//! - [`snap_to_iso`]: for models trained on threshold-defined labels, the boundary placed on the
+//!   scan's own iso-surface near the network's boundary, weighed by the scan's measured noise
+//!   ([`estimate_noise_hu`]), so that a clean scan gets the definition's boundary exactly.
 //!
 //! # Memory layouts
 //!
@@ -82,6 +85,7 @@
 
 mod augment;
 mod backend;
+mod boundary;
 mod candle_backend;
 mod candle_msd;
 mod candle_op;
@@ -104,6 +108,7 @@ mod train;
 
 pub use augment::{Augmentation, add_correlated_noise};
 pub use backend::{AdamConfig, AdamState, Backend, BatchShape};
+pub use boundary::{DEFAULT_BAND_VOXELS, MIN_NOISE_HU, estimate_noise_hu, snap_to_iso};
 pub use candle_backend::CandleBackend;
 pub use candle_msd::{CandleMsd, symmetric_pad};
 pub use candle_op::{MsdBlockOp, msd_block};
@@ -112,7 +117,7 @@ pub use cpu::CpuBackend;
 pub use dataset::{Dataset, SliceRef};
 pub use device::{Device, ParseDeviceError, ResolvedDevice};
 pub use error::{Error, Result};
-pub use infer::{SegmentOptions, Segmentation, SliceAxis};
+pub use infer::{IsoSnap, SegmentOptions, Segmentation, SliceAxis};
 pub use loss::{LossConfig, LossValue};
 pub use model::{MODEL_FORMAT_VERSION, Model};
 pub use normalization::Normalization;

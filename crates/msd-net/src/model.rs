@@ -30,6 +30,11 @@ pub struct Model {
     pub pixel_spacing_mm: [f64; 2],
     /// Free-form training provenance (data, epochs, losses, software version, ...).
     pub provenance: BTreeMap<String, String>,
+    /// The HU iso-value that defines the skull class's boundary in the training labels, when they
+    /// were made by a threshold (`Some(300.0)` for the engineers' recipe; set by training with
+    /// [`crate::Augmentation::threshold_labels_hu`]). Segmenting then places the boundary on the
+    /// scan's own iso-surface ([`crate::SegmentOptions::snap_to_iso`]).
+    pub label_iso_hu: Option<f32>,
 }
 
 /// What the model file's JSON metadata holds.
@@ -41,6 +46,8 @@ struct ModelMeta {
     class_names: Vec<String>,
     pixel_spacing_mm: [f64; 2],
     provenance: BTreeMap<String, String>,
+    #[serde(default)]
+    label_iso_hu: Option<f32>,
 }
 
 impl Model {
@@ -53,7 +60,15 @@ impl Model {
             .collect();
         let mut provenance = BTreeMap::new();
         provenance.insert("software".into(), format!("msd-net {}", env!("CARGO_PKG_VERSION")));
-        Ok(Model { config, params, normalization, class_names, pixel_spacing_mm: [1.0, 1.0], provenance })
+        Ok(Model {
+            config,
+            params,
+            normalization,
+            class_names,
+            pixel_spacing_mm: [1.0, 1.0],
+            provenance,
+            label_iso_hu: None,
+        })
     }
 
     /// Checks that all parts agree: a valid config, parameters of its shape and finite,
@@ -73,6 +88,11 @@ impl Model {
                 what: format!("pixel spacing {:?} mm", self.pixel_spacing_mm),
             });
         }
+        if let Some(iso) = self.label_iso_hu
+            && !iso.is_finite()
+        {
+            return Err(Error::InvalidInput { what: format!("label iso-value {iso} HU") });
+        }
         Ok(())
     }
 
@@ -84,6 +104,7 @@ impl Model {
             class_names: self.class_names.clone(),
             pixel_spacing_mm: self.pixel_spacing_mm,
             provenance: self.provenance.clone(),
+            label_iso_hu: self.label_iso_hu,
         }
     }
 
@@ -158,6 +179,7 @@ impl Model {
             class_names: meta.class_names,
             pixel_spacing_mm: meta.pixel_spacing_mm,
             provenance: meta.provenance,
+            label_iso_hu: meta.label_iso_hu,
         };
         model.validate().map_err(|e| match e {
             Error::NonFinite { name, index, .. } => Error::NonFinite { path: path.into(), name, index },

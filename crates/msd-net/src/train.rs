@@ -297,6 +297,9 @@ pub fn train_with_backend<B: Backend + ?Sized>(
     if let Some(names) = &config.class_names {
         model.class_names = names.clone();
     }
+    // Labels that follow a threshold through the augmentation are defined by it: segmenting then
+    // places the boundary on that iso-surface.
+    model.label_iso_hu = config.augmentation.threshold_labels_hu;
     // The spacing inference resamples to when asked: the middle (geometric mean) of the trained
     // range, or the data's own.
     model.pixel_spacing_mm = match config.augmentation.pixel_spacing_mm {

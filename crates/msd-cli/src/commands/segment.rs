@@ -54,11 +54,27 @@ fn load_model(path: Option<&Path>) -> anyhow::Result<(Model, String)> {
     })
 }
 
+/// How the boundary was placed, in one line.
+fn boundary_line(model: &Model, seg: &msd::net::Segmentation, network_boundary: bool) -> String {
+    match (seg.iso_snap, model.label_iso_hu) {
+        (Some(s), _) => format!(
+            "boundary: the scan's {:.0} HU iso-surface near the network's boundary, weighed by its measured noise ({:.0} HU)",
+            s.iso_hu, s.noise_hu
+        ),
+        (None, Some(_)) if network_boundary => "boundary: the network's own (--network-boundary)".into(),
+        (None, Some(_)) => {
+            "boundary: the network's own (the scan has too little soft tissue to measure its noise)".into()
+        }
+        (None, None) => "boundary: the network's own (the model records no threshold definition)".into(),
+    }
+}
+
 /// The network options of the flags, on `device`.
 fn segment_options(args: &SegmentArgs, device: msd::net::Device) -> SegmentOptions {
     let mut options = SegmentOptions::default()
         .with_resample_to_model(args.resample_to_model)
         .with_probabilities(args.probabilities.is_some())
+        .with_snap_to_iso(!args.network_boundary)
         .with_device(device);
     if args.axes == Axes::All {
         options = options.with_axes(vec![SliceAxis::Axial, SliceAxis::Coronal, SliceAxis::Sagittal]);
@@ -119,6 +135,7 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
     .with_context(|| format!("cannot segment {} with {model_name}", input.display()))?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
+    ui.say(boundary_line(&model, &seg, args.network_boundary));
     if !args.no_cleanup {
         ui.say(format!(
             "clean-up: {} bone component(s), {} removed ({} voxels), {} pocket voxels filled",
