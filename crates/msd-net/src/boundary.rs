@@ -42,7 +42,7 @@ const SOFT_TISSUE_HU: (f32, f32) = (-100.0, 150.0);
 /// Estimates the scan's pixel noise σ (HU) from soft tissue: at voxels whose 3×3 in-plane mean lies
 /// in −100…150 HU, the residual against the mean of the four in-plane neighbours two pixels away
 /// (`x − (x₋₂ + x₊₂ + y₋₂ + y₊₂)/4`, variance `1.25 σ²` for white noise); σ is the median absolute
-/// deviation of the residuals scaled to a standard deviation. Neighbours two pixels away rather
+/// deviation of the residuals scaled to a standard deviation (over every other row and column). Neighbours two pixels away rather
 /// than one make the estimate less blind to noise that is correlated over a pixel or so.
 ///
 /// Returns `None` when fewer than 1000 voxels qualify (a phantom, a crop without soft tissue).
@@ -63,8 +63,9 @@ pub fn estimate_noise_hu(ct: &Array3<f32>) -> Option<f32> {
         .flat_map_iter(|z| {
             let plane = ct.index_axis(ndarray::Axis(0), z);
             let mut out = Vec::new();
-            for y in 2..ny - 2 {
-                for x in 2..nx - 2 {
+            // Every other row and column: a quarter of the voxels is plenty for a median.
+            for y in (2..ny - 2).step_by(2) {
+                for x in (2..nx - 2).step_by(2) {
                     let mut mean = 0.0f32;
                     for dy in 0..3 {
                         for dx in 0..3 {

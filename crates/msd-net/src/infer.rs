@@ -234,8 +234,36 @@ impl<'a> Predictor<'a> {
 enum Accumulator {
     /// One pass, labels only: each plane's arg-max is written directly.
     Labels(Array3<u8>),
-    /// Several passes or probabilities asked for: per-class sums.
+    /// The iso-surface snap of a two-class model, probabilities not kept: the sum of the skull
+    /// class's probability alone (the background's is one minus it), half the memory of `Sums`.
+    Skull(Array3<f32>),
+    /// Probabilities asked for, or several passes of a model with more classes: per-class sums.
     Sums(Vec<Array3<f32>>),
+}
+
+/// The network inputs of the planes around the current one, each normalised (and resampled) once:
+/// a 2.5D model reads every plane `2k + 1` times.
+struct PlaneCache {
+    /// (plane index, prepared plane), in increasing plane index.
+    planes: std::collections::VecDeque<(usize, Vec<f32>)>,
+}
+
+impl PlaneCache {
+    /// The prepared plane `j`, computed by `prepare` when not cached; planes before `keep_from` are
+    /// dropped first (planes are visited in increasing order).
+    fn get(&mut self, j: usize, keep_from: usize, prepare: impl FnOnce() -> Vec<f32>) -> &[f32] {
+        while self.planes.front().is_some_and(|(i, _)| *i < keep_from) {
+            self.planes.pop_front();
+        }
+        let at = match self.planes.iter().position(|(i, _)| *i == j) {
+            Some(at) => at,
+            None => {
+                self.planes.push_back((j, prepare()));
+                self.planes.len() - 1
+            }
+        };
+        &self.planes[at].1
+    }
 }
 
 impl Model {
@@ -276,18 +304,17 @@ impl Model {
             }
             _ => None,
         };
-        let mut acc = if options.axes.len() == 1 && !options.keep_probabilities && snap.is_none() {
-            Accumulator::Labels(Array3::zeros(dims))
-        } else {
+        let mut acc = if options.keep_probabilities || (options.axes.len() > 1 && snap.is_none()) {
             Accumulator::Sums((0..k).map(|_| Array3::zeros(dims)).collect())
+        } else if snap.is_some() {
+            Accumulator::Skull(Array3::zeros(dims))
+        } else {
+            Accumulator::Labels(Array3::zeros(dims))
         };
-        // The network's input once for the whole volume: every plane is normalised once, and a
-        // 2.5D model reads neighbouring planes from here.
-        let normalised = ct.data().mapv(|v| self.normalization.apply(v));
         let mut predictor = Predictor::new(self, device)?;
         let mut probs = Vec::new();
         let mut done = 0;
-        let half = (self.config.input_channels / 2) as isize;
+        let half = self.config.input_channels / 2;
         for &axis in &options.axes {
             let (n, rows, cols, rs, cs) = plane_layout(axis, shape, spacing);
             let (mr, mc) = if options.resample_to_model {
@@ -298,17 +325,27 @@ impl Model {
             let (orows, ocols) = (resampled_len(rows, rs, mr), resampled_len(cols, cs, mc));
             let pa = plane_axis(axis);
             let mut input = Vec::with_capacity(self.config.input_channels * orows * ocols);
+            // Planes are normalised as they are needed (no normalised copy of the volume) and
+            // resampled at most once each.
+            let mut cache = PlaneCache { planes: Default::default() };
             for i in 0..n {
                 input.clear();
-                for dz in -half..=half {
-                    let j = (i as isize + dz).clamp(0, n as isize - 1) as usize;
-                    let plane = normalised.index_axis(pa, j);
-                    if orows == rows && ocols == cols {
-                        input.extend(plane.iter());
-                    } else {
-                        let p: Vec<f32> = plane.iter().copied().collect();
-                        input.extend(resample_plane(&p, rows, cols, orows, ocols, mr / rs, mc / cs));
-                    }
+                for j in (i as isize - half as isize)..=(i + half) as isize {
+                    let j = j.clamp(0, n as isize - 1) as usize;
+                    let prepared = cache.get(j, i.saturating_sub(half), || {
+                        let plane: Vec<f32> = ct
+                            .data()
+                            .index_axis(pa, j)
+                            .iter()
+                            .map(|&v| self.normalization.apply(v))
+                            .collect();
+                        if orows == rows && ocols == cols {
+                            plane
+                        } else {
+                            resample_plane(&plane, rows, cols, orows, ocols, mr / rs, mc / cs)
+                        }
+                    });
+                    input.extend_from_slice(prepared);
                 }
                 predictor.predict(&input, orows, ocols, &mut probs)?;
                 let back: Vec<f32>;
@@ -333,6 +370,10 @@ impl Model {
                             .collect();
                         view.iter_mut().zip(plane).for_each(|(d, s)| *d = s);
                     }
+                    Accumulator::Skull(skull) => {
+                        let mut view = skull.index_axis_mut(pa, i);
+                        view.iter_mut().zip(&on_grid[hw..2 * hw]).for_each(|(d, v)| *d += v);
+                    }
                     Accumulator::Sums(sums) => {
                         for (c, s) in sums.iter_mut().enumerate() {
                             let mut view = s.index_axis_mut(pa, i);
@@ -344,28 +385,29 @@ impl Model {
                 progress(done, total_planes);
             }
         }
+        let scale = 1.0 / options.axes.len() as f32;
         match acc {
             Accumulator::Labels(labels) => {
                 Ok(Segmentation { labels: ct.with_data(labels)?, probabilities: Vec::new(), iso_snap: None })
             }
-            Accumulator::Sums(sums) => {
-                let scale = 1.0 / options.axes.len() as f32;
+            Accumulator::Skull(mut skull) => {
+                skull.mapv_inplace(|v| v * scale);
                 let labels = match snap {
-                    Some(s) => {
-                        let p_skull = sums[1].mapv(|v| v * scale);
-                        snap_to_iso(ct.data(), &p_skull, s.iso_hu, s.noise_hu, DEFAULT_BAND_VOXELS)?
-                    }
+                    Some(s) => snap_to_iso(ct.data(), &skull, s.iso_hu, s.noise_hu, DEFAULT_BAND_VOXELS)?,
+                    None => skull.mapv(|p| u8::from(p >= 0.5)),
+                };
+                Ok(Segmentation { labels: ct.with_data(labels)?, probabilities: Vec::new(), iso_snap: snap })
+            }
+            Accumulator::Sums(mut sums) => {
+                sums.iter_mut().for_each(|s| s.mapv_inplace(|v| v * scale));
+                let labels = match snap {
+                    Some(s) => snap_to_iso(ct.data(), &sums[1], s.iso_hu, s.noise_hu, DEFAULT_BAND_VOXELS)?,
                     None => Array3::from_shape_fn(dims, |(z, y, x)| {
                         argmax(sums.iter().map(|s| s[[z, y, x]])) as u8
                     }),
                 };
                 let probabilities = if options.keep_probabilities {
-                    sums.into_iter()
-                        .map(|mut s| {
-                            s.mapv_inplace(|v| v * scale);
-                            ct.with_data(s)
-                        })
-                        .collect::<msd_io::Result<Vec<_>>>()?
+                    sums.into_iter().map(|s| ct.with_data(s)).collect::<msd_io::Result<Vec<_>>>()?
                 } else {
                     Vec::new()
                 };
