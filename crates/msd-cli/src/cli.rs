@@ -282,6 +282,11 @@ pub struct SegmentArgs {
     /// network's boundary, weighed against the network by the scan's measured noise.
     #[arg(long)]
     pub network_boundary: bool,
+    /// Segment on the scan's own pixels even where they lie outside the pixel sizes the model was
+    /// trained on (by default such planes are resampled to the nearest trained size, and the
+    /// probabilities back).
+    #[arg(long)]
+    pub native_pixels: bool,
     /// Keep the network's output as it is: no clean-up (by default only the largest connected
     /// bone component is kept and enclosed pockets are filled, as engineers do).
     #[arg(long)]

@@ -1252,3 +1252,22 @@ fn segment_places_the_boundary_on_the_iso_surface_unless_told_not_to() {
     let network = msd::io::read_labels(f.path("network.nii.gz")).unwrap();
     assert_ne!(snapped.data(), network.data());
 }
+
+#[test]
+fn pixels_outside_the_trained_range_are_resampled_unless_told_not_to() {
+    // The fixture's 1.25 mm pixels are coarser than the shipped model's 0.3–1.0 mm.
+    let f = Fixture::new();
+    let o = f.msd(&["segment", "ct.nii.gz", "--out", "fitted.nii.gz"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("resampled to 1.00 × 1.00 mm pixels (outside the 0.30–1.00 mm"),
+        "{}",
+        stderr(&o)
+    );
+    let o = f.msd(&["segment", "ct.nii.gz", "--out", "native.nii.gz", "--native-pixels"]);
+    ok(&o);
+    assert!(stderr(&o).contains("on the scan's own grid"), "{}", stderr(&o));
+    let fitted = msd::io::read_labels(f.path("fitted.nii.gz")).unwrap();
+    let native = msd::io::read_labels(f.path("native.nii.gz")).unwrap();
+    assert_eq!(fitted.geometry(), native.geometry(), "both on the scan's grid");
+}

@@ -53,6 +53,12 @@ pub struct SegmentOptions {
     /// ([`crate::snap_to_iso`]); default `true`. Applies to two-class models that record a
     /// threshold definition; others keep the network's arg-max.
     pub snap_to_iso: bool,
+    /// Resample planes whose pixels lie outside the range the model was trained on
+    /// ([`Model::trained_pixel_range_mm`]) to the nearest end of it, and the probabilities back;
+    /// planes inside it stay on the scan's own grid (default `true`). A model knows nothing of
+    /// pixels it never saw: on headsq's 3.2 mm pixels the shipped model (trained on 0.3–1.0 mm)
+    /// does better at 1.0 mm.
+    pub fit_to_trained_pixels: bool,
 }
 
 impl Default for SegmentOptions {
@@ -64,6 +70,7 @@ impl Default for SegmentOptions {
             keep_probabilities: false,
             device: Device::Cpu,
             snap_to_iso: true,
+            fit_to_trained_pixels: true,
         }
     }
 }
@@ -91,6 +98,13 @@ impl SegmentOptions {
     /// network's arg-max everywhere).
     pub fn with_snap_to_iso(mut self, snap: bool) -> Self {
         self.snap_to_iso = snap;
+        self
+    }
+
+    /// Returns the options with planes outside the model's trained pixel range resampled into it
+    /// or not (`false`: every plane on the scan's own grid unless [`Self::resample_to_model`]).
+    pub fn with_fit_to_trained_pixels(mut self, fit: bool) -> Self {
+        self.fit_to_trained_pixels = fit;
         self
     }
 
@@ -317,11 +331,7 @@ impl Model {
         let half = self.config.input_channels / 2;
         for &axis in &options.axes {
             let (n, rows, cols, rs, cs) = plane_layout(axis, shape, spacing);
-            let (mr, mc) = if options.resample_to_model {
-                (self.pixel_spacing_mm[1], self.pixel_spacing_mm[0])
-            } else {
-                (rs, cs)
-            };
+            let (mr, mc) = self.network_pixels(options, rs, cs);
             let (orows, ocols) = (resampled_len(rows, rs, mr), resampled_len(cols, cs, mc));
             let pa = plane_axis(axis);
             let mut input = Vec::with_capacity(self.config.input_channels * orows * ocols);
@@ -416,6 +426,19 @@ impl Model {
         }
     }
 
+    /// The pixel spacing (rows, columns; mm) the network sees for planes of spacing `(rs, cs)`: the
+    /// model's with [`SegmentOptions::resample_to_model`], each clamped into the trained range with
+    /// [`SegmentOptions::fit_to_trained_pixels`], else the plane's own.
+    pub fn network_pixels(&self, options: &SegmentOptions, rs: f64, cs: f64) -> (f64, f64) {
+        if options.resample_to_model {
+            return (self.pixel_spacing_mm[1], self.pixel_spacing_mm[0]);
+        }
+        match self.trained_pixel_range_mm {
+            Some([lo, hi]) if options.fit_to_trained_pixels => (rs.clamp(lo, hi), cs.clamp(lo, hi)),
+            _ => (rs, cs),
+        }
+    }
+
     /// Class probabilities `[n_classes][h][w]` for one image given in HU, `[input_channels][h][w]`,
     /// at the image's own pixel spacing, on the CPU.
     pub fn predict_image(&self, hu: &[f32], height: usize, width: usize) -> Result<Vec<f32>> {
@@ -454,6 +477,29 @@ mod tests {
             let seg = model.segment_with(&ct, &opts, |_, _| {}).unwrap();
             assert_eq!(seg.labels.data(), cpu.labels.data());
         }
+    }
+
+    #[test]
+    fn planes_outside_the_trained_pixels_are_resampled_into_them() {
+        let (mut model, ct) = small();
+        let opts = SegmentOptions::default();
+        // Not recorded: the scan's own pixels.
+        assert_eq!(model.network_pixels(&opts, 3.2, 0.2), (3.2, 0.2));
+        model.trained_pixel_range_mm = Some([0.3, 1.0]);
+        assert_eq!(model.network_pixels(&opts, 3.2, 0.2), (1.0, 0.3));
+        assert_eq!(model.network_pixels(&opts, 0.5, 0.7), (0.5, 0.7));
+        assert_eq!(
+            model.network_pixels(&opts.clone().with_fit_to_trained_pixels(false), 3.2, 0.2),
+            (3.2, 0.2)
+        );
+        model.pixel_spacing_mm = [0.6, 0.4];
+        assert_eq!(model.network_pixels(&opts.clone().with_resample_to_model(true), 0.5, 0.5), (0.4, 0.6));
+        // The test volume has 1 mm pixels: a range above them resamples, and the labels come back
+        // on the CT's grid.
+        model.trained_pixel_range_mm = Some([2.0, 3.0]);
+        let seg = model.segment(&ct).unwrap();
+        assert_eq!(seg.labels.shape(), ct.shape());
+        assert_eq!(seg.labels.geometry(), ct.geometry());
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -35,6 +35,10 @@ pub struct Model {
     /// [`crate::Augmentation::threshold_labels_hu`]). Segmenting then places the boundary on the
     /// scan's own iso-surface ([`crate::SegmentOptions::snap_to_iso`]).
     pub label_iso_hu: Option<f32>,
+    /// The range `[min, max]` of in-plane pixel sizes (mm) the model was trained on (its resolution
+    /// augmentation); segmenting resamples planes whose pixels fall outside it to the nearest end
+    /// ([`crate::SegmentOptions::fit_to_trained_pixels`]). `None`: not recorded (older files).
+    pub trained_pixel_range_mm: Option<[f64; 2]>,
 }
 
 /// What the model file's JSON metadata holds.
@@ -48,6 +52,8 @@ struct ModelMeta {
     provenance: BTreeMap<String, String>,
     #[serde(default)]
     label_iso_hu: Option<f32>,
+    #[serde(default)]
+    trained_pixel_range_mm: Option<[f64; 2]>,
 }
 
 impl Model {
@@ -68,6 +74,7 @@ impl Model {
             pixel_spacing_mm: [1.0, 1.0],
             provenance,
             label_iso_hu: None,
+            trained_pixel_range_mm: None,
         })
     }
 
@@ -93,6 +100,11 @@ impl Model {
         {
             return Err(Error::InvalidInput { what: format!("label iso-value {iso} HU") });
         }
+        if let Some([lo, hi]) = self.trained_pixel_range_mm
+            && !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi)
+        {
+            return Err(Error::InvalidInput { what: format!("trained pixel range [{lo}, {hi}] mm") });
+        }
         Ok(())
     }
 
@@ -105,6 +117,7 @@ impl Model {
             pixel_spacing_mm: self.pixel_spacing_mm,
             provenance: self.provenance.clone(),
             label_iso_hu: self.label_iso_hu,
+            trained_pixel_range_mm: self.trained_pixel_range_mm,
         }
     }
 
@@ -180,6 +193,7 @@ impl Model {
             pixel_spacing_mm: meta.pixel_spacing_mm,
             provenance: meta.provenance,
             label_iso_hu: meta.label_iso_hu,
+            trained_pixel_range_mm: meta.trained_pixel_range_mm,
         };
         model.validate().map_err(|e| match e {
             Error::NonFinite { name, index, .. } => Error::NonFinite { path: path.into(), name, index },

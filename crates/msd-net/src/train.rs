@@ -306,6 +306,18 @@ pub fn train_with_backend<B: Backend + ?Sized>(
         Some([lo, hi]) => [(lo * hi).sqrt(); 2],
         None => dataset.pixel_spacing_mm().unwrap_or([1.0, 1.0]),
     };
+    // The pixel sizes it has seen: the augmentation's range, or the data's own widened by the zoom
+    // jitter. Scans outside it are resampled into it when segmenting.
+    // Rounded to a micrometre: the file's JSON then holds short decimals that read back exactly.
+    let jitter = f64::from(config.augmentation.scale_range);
+    let um = |v: f64| (v * 1e3).round() / 1e3;
+    model.trained_pixel_range_mm = match config.augmentation.pixel_spacing_mm {
+        Some([lo, hi]) => Some([lo * (1.0 - jitter), hi * (1.0 + jitter)]),
+        None => {
+            dataset.pixel_spacing_mm().map(|[a, b]| [a.min(b) * (1.0 - jitter), a.max(b) * (1.0 + jitter)])
+        }
+    }
+    .map(|[lo, hi]| [um(lo), um(hi)]);
     let (train_set, val_set) = split(dataset, config);
     if train_set.is_empty() {
         return Err(Error::InvalidTrainConfig {

@@ -66,12 +66,25 @@ fn learns_disc_and_ring_and_round_trips() {
         .unwrap();
     assert_eq!(fused.labels.shape(), test_ct.shape());
 
-    // Model file round trip.
+    // Training records the pixel sizes it saw (the data's own, widened by the zoom jitter) and no
+    // threshold definition (these labels are not a threshold's).
+    let [lo, hi] = out.model.trained_pixel_range_mm.expect("recorded");
+    assert!(lo <= out.model.pixel_spacing_mm[0] && out.model.pixel_spacing_mm[0] <= hi, "{lo}..{hi}");
+    assert_eq!(out.model.label_iso_hu, None);
+
+    // Model file round trip, with the label definition and trained pixels it may record.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     out.model.save(&path).unwrap();
     let back = Model::load(&path).unwrap();
     assert_eq!(back, out.model);
+    let mut recorded = out.model.clone();
+    recorded.label_iso_hu = Some(300.0);
+    recorded.trained_pixel_range_mm = Some([0.3, 1.0]);
+    recorded.save(&path).unwrap();
+    assert_eq!(Model::load(&path).unwrap(), recorded);
+    recorded.trained_pixel_range_mm = Some([1.0, 0.3]);
+    assert!(recorded.save(&path).is_err(), "an inverted pixel range is refused");
 }
 
 #[test]

@@ -54,6 +54,21 @@ fn load_model(path: Option<&Path>) -> anyhow::Result<(Model, String)> {
     })
 }
 
+/// The pixels the network sees for axial planes of spacing `(rows, columns)`, in words.
+fn grid_line(model: &Model, options: &SegmentOptions, rows: f64, cols: f64) -> String {
+    let (r, c) = model.network_pixels(options, rows, cols);
+    if (r, c) == (rows, cols) {
+        return "on the scan's own grid".into();
+    }
+    let why = match model.trained_pixel_range_mm {
+        Some([lo, hi]) if !options.resample_to_model => {
+            format!(" (outside the {lo:.2}–{hi:.2} mm it was trained on; --native-pixels keeps them)")
+        }
+        _ => String::new(),
+    };
+    format!("resampled to {c:.2} × {r:.2} mm pixels{why}, the probabilities back")
+}
+
 /// How the boundary was placed, in one line.
 fn boundary_line(model: &Model, seg: &msd::net::Segmentation, network_boundary: bool) -> String {
     match (seg.iso_snap, model.label_iso_hu) {
@@ -75,6 +90,7 @@ fn segment_options(args: &SegmentArgs, device: msd::net::Device) -> SegmentOptio
         .with_resample_to_model(args.resample_to_model)
         .with_probabilities(args.probabilities.is_some())
         .with_snap_to_iso(!args.network_boundary)
+        .with_fit_to_trained_pixels(!args.native_pixels)
         .with_device(device);
     if args.axes == Axes::All {
         options = options.with_axes(vec![SliceAxis::Axial, SliceAxis::Coronal, SliceAxis::Sagittal]);
@@ -120,11 +136,7 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
         model.config.depth,
         model.config.input_channels,
         super::device_backend_name(&model.config, msd::net::Engine::Kernels, device)?,
-        if args.resample_to_model {
-            format!("resampled to {:.2} mm pixels", model.pixel_spacing_mm[0])
-        } else {
-            "on the scan's own grid".into()
-        }
+        grid_line(&model, &options, sy, sx)
     ));
     let start = std::time::Instant::now();
     let bar = ui.bar(0, "segmenting");
