@@ -1,6 +1,7 @@
 //! msd: CT skull segmentation for cranial implants.
 //!
-//! This facade re-exports the workspace's crates as modules:
+//! This facade re-exports the workspace's library crates; it holds no code of its own. Each crate is
+//! a module:
 //!
 //! | module | crate | what it does |
 //! |---|---|---|
@@ -9,23 +10,29 @@
 //! | [`geom`] | `msd-geom` | marching cubes, mesh ↔ label, mesh files, alignment |
 //! | [`metrics`] | `msd-metrics` | Dice, surface distances, reports |
 //! | [`phantom`] | `msd-phantom` | synthetic head CTs with exact ground truth, deterministic from a seed |
+//! | [`report`] | `msd-report` | pictures and reports people look at |
+//! | [`pipeline`] | `msd-pipeline` | the workflow steps that span the crates |
 //!
-//! and adds what spans them:
+//! and the modules of the last two are also here, by their own names:
 //!
-//! | module | what it does |
-//! |---|---|
-//! | [`image`] | the one raster type of every picture ([`image::RgbImage`]): drawing, text, PNG |
-//! | [`preview`] | PNG slices (axial, coronal, sagittal) with contours, legend, orientation letters and scale |
-//! | [`render`] | labelled, smooth-shaded views of meshes, deviation colour bar in mm ([`render::Figure`]) |
-//! | [`html`] | the self-contained HTML study report with an interactive 3D view |
-//! | [`batch`] | many scans in one run: cases from folders and lists, a resumable manifest |
-//! | [`baseline`] | the global-threshold baseline and connected-component clean-up |
-//! | [`surface`](mod@surface) | label volume → cleaned, watertight skull mesh |
-//! | [`evaluation`] | Dice and surface distances between label volumes and/or meshes |
-//! | [`loss_curve`] | a training run's loss curve as CSV and PNG |
-//! | [`atomic`] | atomic file writes (temporary file, then rename) |
-//! | [`demo`] | the whole workflow on synthetic heads, MSDnet vs the threshold baseline |
-//! | [`training`] | training sets from CT + labels or CT + meshes; train and segment |
+//! | module | crate | what it does |
+//! |---|---|---|
+//! | [`image`] | `msd-report` | the one raster type of every picture ([`image::RgbImage`]): drawing, text, PNG |
+//! | [`preview`] | `msd-report` | PNG slices (axial, coronal, sagittal) with contours, legend, orientation letters and scale |
+//! | [`render`] | `msd-report` | labelled, smooth-shaded views of meshes, deviation colour bar in mm ([`render::Figure`]) |
+//! | [`html`] | `msd-report` | the self-contained HTML study report with an interactive 3D view |
+//! | [`loss_curve`] | `msd-report` | a training run's loss curve as CSV and PNG |
+//! | [`training`] | `msd-pipeline` | training sets from CT + labels or CT + meshes; train and segment |
+//! | [`baseline`] | `msd-pipeline` | the global-threshold baseline and connected-component clean-up |
+//! | [`surface`](mod@surface) | `msd-pipeline` | label volume → cleaned, watertight skull mesh |
+//! | [`evaluation`] | `msd-pipeline` | Dice and surface distances between label volumes and/or meshes |
+//! | [`batch`] | `msd-pipeline` | many scans in one run: cases from folders and lists, a resumable manifest |
+//! | [`atomic`] | `msd-pipeline` | atomic file writes (temporary file, then rename) |
+//!
+//! with the workflow's [`Error`], [`Result`] and [`error_chain`], and its entry points [`train`],
+//! [`segment`], [`surface()`] and [`evaluate`] at the root. The built-in demonstration (`msd demo`)
+//! is an application and lives in the `msd-cli` crate. How a CT travels through the crates:
+//! `docs/architecture.md`.
 #![deny(missing_docs)]
 
 pub use msd_geom as geom;
@@ -33,22 +40,10 @@ pub use msd_io as io;
 pub use msd_metrics as metrics;
 pub use msd_net as net;
 pub use msd_phantom as phantom;
+pub use msd_pipeline as pipeline;
+pub use msd_report as report;
 
-pub mod atomic;
-pub mod baseline;
-pub mod batch;
-pub mod demo;
-mod error;
-pub mod evaluation;
-pub mod html;
-pub mod image;
-pub mod loss_curve;
-pub mod preview;
-pub mod render;
-pub mod surface;
-pub mod training;
+pub use msd_pipeline::{atomic, baseline, batch, evaluation, surface, training};
+pub use msd_report::{html, image, loss_curve, preview, render};
 
-pub use error::{Error, Result, error_chain};
-pub use evaluation::{Shape, evaluate};
-pub use surface::surface;
-pub use training::{TrainingSet, segment, train};
+pub use msd_pipeline::{Error, Result, Shape, TrainingSet, error_chain, evaluate, segment, train};

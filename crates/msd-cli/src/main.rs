@@ -9,6 +9,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
 mod commands;
+mod demo;
 mod ui;
 
 use cli::{Cli, Command};

@@ -1,9 +1,9 @@
 //! `msd demo`: the whole workflow on synthetic head CTs, with no data to download.
 use anyhow::Context as _;
-use msd::demo::{DemoConfig, DemoEvent, run as run_demo, summary_table};
 
 use crate::Ui;
 use crate::cli::DemoArgs;
+use crate::demo::{DemoConfig, DemoEvent, run as run_demo, summary_table};
 
 pub fn run(args: &DemoArgs, ui: &Ui) -> anyhow::Result<()> {
     let config = if args.quick { DemoConfig::quick() } else { DemoConfig::full() }.with_seed(args.seed);
@@ -48,7 +48,6 @@ pub fn run(args: &DemoArgs, ui: &Ui) -> anyhow::Result<()> {
                 bar.finish_and_clear();
             }
         }
-        _ => {}
     })
     .context("the demo failed")?;
     if args.json {

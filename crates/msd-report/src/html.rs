@@ -2,16 +2,16 @@
 //! each case's pictures, and an interactive 3D view of each case's meshes (rotate, zoom, show or
 //! hide each mesh, colour by deviation with its scale). It opens offline: the pictures are inlined
 //! as base64 PNG, the meshes as base64 `Float32`/`Uint32` arrays, and three.js (MIT, vendored under
-//! `assets/three/`) as a script.
+//! this crate's `assets/three/`) as a script.
 //!
 //! Meshes are reduced for display by vertex clustering ([`cluster_vertices`]) to at most
-//! [`HtmlReport::max_vertices`] vertices each (default 12,000), so a five-case study stays a few
+//! [`HtmlCase::with_max_vertices`] vertices each (default 12,000), so a five-case study stays a few
 //! megabytes; measured sizes and opening times are in `docs/pictures.md`.
 //!
 //! ```
-//! use msd::geom::Mesh;
-//! use msd::html::{HtmlCase, HtmlReport, MeshRole};
-//! use msd::image::RgbImage;
+//! use msd_geom::Mesh;
+//! use msd_report::html::{HtmlCase, HtmlReport, MeshRole};
+//! use msd_report::image::RgbImage;
 //!
 //! let v = vec![[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]];
 //! let tetra = Mesh::new(v, vec![[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])?;
@@ -23,6 +23,7 @@
 //! assert!(html.starts_with("<!DOCTYPE html>") && html.contains("case1"));
 //! Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -172,41 +173,64 @@ impl HtmlCase {
         Ok(self)
     }
 
-    /// A case of an evaluation: the prediction's and the reference's surfaces (label volumes are
-    /// meshed with [`crate::surface::SurfaceOptions`]' defaults), the prediction coloured by its
-    /// signed distance to the reference, and a [`Figure`](crate::render::Figure) of it (front,
-    /// left, top). An empty prediction is shown without deviation.
-    pub fn from_shapes(
+    /// A case of an evaluation: the prediction's and the reference's surfaces (a [`Mesh`] as it is;
+    /// `msd_pipeline::Shape` meshes a label volume with `SurfaceOptions`' defaults), the prediction
+    /// coloured by its signed distance to the reference, and a [`Figure`](crate::render::Figure) of
+    /// it (front, left, top). An empty prediction is shown without deviation. The error is the
+    /// shapes' own ([`CaseSurface::Error`]), which the report's errors convert into.
+    pub fn from_shapes<S: CaseSurface>(
         name: impl Into<String>,
-        pred: &crate::Shape,
-        reference: &crate::Shape,
-    ) -> Result<Self> {
+        pred: &S,
+        reference: &S,
+    ) -> Result<Self, S::Error> {
         let name = name.into();
-        let options = crate::surface::SurfaceOptions::default();
-        let pred = pred.to_mesh(&options)?;
-        let reference = reference.to_mesh(&options)?;
+        let pred = pred.case_surface()?;
+        let reference = reference.case_surface()?;
+        Self::from_meshes(name, &pred, &reference).map_err(S::Error::from)
+    }
+
+    fn from_meshes(name: String, pred: &Mesh, reference: &Mesh) -> Result<Self> {
         let deviation = if pred.is_empty() || reference.is_empty() {
             None
         } else {
-            Some(msd_metrics::signed_vertex_distances(&pred, &reference)?)
+            Some(msd_metrics::signed_vertex_distances(pred, reference)?)
         };
         let mut figure = crate::render::Figure::new(format!("{name}: prediction vs reference")).panel_px(300);
         let paint = match &deviation {
             Some(d) => crate::render::Paint::Deviation(d),
             None => crate::render::Paint::Solid(crate::render::BONE_COLOUR),
         };
-        figure = figure.layer("prediction, signed distance to the reference", &pred, paint);
+        figure = figure.layer("prediction, signed distance to the reference", pred, paint);
         let image = figure.render()?;
         HtmlCase::new(name)
             .image("The prediction's surface coloured by its signed distance to the reference", &image)?
-            .mesh("reference", MeshRole::Reference, &reference, None)?
-            .mesh("prediction", MeshRole::Prediction, &pred, deviation.as_deref())
+            .mesh("reference", MeshRole::Reference, reference, None)?
+            .mesh("prediction", MeshRole::Prediction, pred, deviation.as_deref())
     }
 
     /// The deviation colour range ±mm the viewer uses: the 95th percentile of |deviation| over the
     /// case's meshes, rounded up to 0.5, 1, 2, 3 or 5 × 10ⁿ mm (`None` without deviations).
     pub fn range_mm(&self) -> Option<f64> {
         self.range_mm
+    }
+}
+
+/// A prediction or reference that [`HtmlCase::from_shapes`] can draw: a [`Mesh`] as it is, or
+/// something meshed first (`msd_pipeline::Shape`, a label volume or a mesh, implements it with
+/// `SurfaceOptions`' defaults).
+pub trait CaseSurface {
+    /// The error of getting the surface; the report's own errors convert into it.
+    type Error: From<Error>;
+
+    /// The surface in LPS millimetres.
+    fn case_surface(&self) -> Result<Cow<'_, Mesh>, Self::Error>;
+}
+
+impl CaseSurface for Mesh {
+    type Error = Error;
+
+    fn case_surface(&self) -> Result<Cow<'_, Mesh>> {
+        Ok(Cow::Borrowed(self))
     }
 }
 
@@ -614,5 +638,21 @@ mod tests {
         let data: serde_json::Value = serde_json::from_str(&html[start..end]).unwrap();
         assert_eq!(data["cases"][0]["meshes"][1]["role"], "prediction");
         assert!(data["cases"][0]["meshes"][0]["vertices"].as_u64().unwrap() <= 500);
+    }
+
+    #[test]
+    fn a_case_from_two_meshes_has_a_figure_and_a_coloured_prediction() {
+        let reference = sphere(30);
+        let bigger: Vec<[f32; 3]> = reference.vertices().iter().map(|p| p.map(|c| c * 1.02)).collect();
+        let pred = Mesh::new(bigger, reference.triangles().to_vec()).unwrap();
+        let case = HtmlCase::from_shapes("c1", &pred, &reference).unwrap();
+        // The prediction lies about 1 mm outside the reference everywhere: the range covers it.
+        assert!(matches!(case.range_mm(), Some(r) if (1.0..=2.0).contains(&r)), "{:?}", case.range_mm());
+        let html = HtmlReport::new("study").case(case).to_html();
+        assert_eq!(html.matches("data:image/png;base64,").count(), 1);
+        assert!(html.contains("\"role\":\"reference\"") && html.contains("\"role\":\"prediction\""));
+        // An empty prediction is drawn without deviation.
+        let empty = Mesh::new(Vec::new(), Vec::new()).unwrap();
+        assert_eq!(HtmlCase::from_shapes("c2", &empty, &reference).unwrap().range_mm(), None);
     }
 }

@@ -1,36 +1,35 @@
 //! The built-in demonstration: the study's workflow end to end on synthetic head CTs.
 //!
-//! [`run`] generates head phantoms ([`crate::phantom`]) at two noise levels, trains an MSDnet on 15
+//! [`run`] generates head phantoms ([`msd::phantom`]) at two noise levels, trains an MSDnet on 15
 //! of them, segments the 5 unseen ones, meshes the result, and evaluates it against the exact
-//! ground truth, side by side with the global-threshold baseline ([`crate::baseline`]): Dice, MAD
+//! ground truth, side by side with the global-threshold baseline ([`msd::baseline`]): Dice, MAD
 //! and HD95 for the whole skull and, where a phantom has a craniectomy, near the defect. It writes
 //! STLs, preview PNGs, the loss curve and the report (Markdown, CSV, JSON) into a folder.
 //!
 //! [`DemoConfig::quick`] is sized for CI (about a minute on two cores); [`DemoConfig::full`] for a
 //! first look at the tool (about ten minutes).
+//!
+//! It is an application of the libraries, not part of them: everything it does goes through the
+//! `msd` facade's public API, and `msd demo` (`commands/demo.rs`) shows its progress and result.
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use msd_io::LabelVolume;
-use msd_metrics::{CaseMetrics, MetricSummary, Region, Report};
-use msd_net::{MsdConfig, StopReason, TrainConfig, TrainProgress};
+use msd::baseline::{DEFAULT_BONE_HU, threshold};
+use msd::evaluation::{EvaluationOptions, Shape};
+use msd::html::{HtmlCase, HtmlReport, MeshRole};
+use msd::io::LabelVolume;
+use msd::metrics::{CaseMetrics, MetricSummary, Region, Report};
+use msd::net::{MsdConfig, StopReason, TrainConfig, TrainProgress};
+use msd::phantom::{Phantom, PhantomConfig, generate};
+use msd::preview::{Overlay, PreviewOptions, REFERENCE_COLOUR, RgbImage, SEGMENTATION_COLOUR, render_slice};
+use msd::render::{Figure, Paint};
+use msd::surface::SurfaceOptions;
+use msd::training::TrainingSet;
+use msd::{Error, Result};
 use serde::Serialize;
-
-use crate::baseline::{DEFAULT_BONE_HU, threshold};
-use crate::evaluation::{EvaluationOptions, Shape};
-use crate::html::{HtmlCase, HtmlReport, MeshRole};
-use crate::phantom::{Phantom, PhantomConfig, generate};
-use crate::preview::{
-    Overlay, PreviewOptions, REFERENCE_COLOUR, RgbImage, SEGMENTATION_COLOUR, render_slice,
-};
-use crate::render::{Figure, Paint};
-use crate::surface::SurfaceOptions;
-use crate::training::TrainingSet;
-use crate::{Error, Result};
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct DemoConfig {
     /// The phantoms' grid and anatomy; the noise level is set per case from `noise_levels_hu`.
     pub phantom: PhantomConfig,
@@ -91,7 +90,7 @@ impl DemoConfig {
     }
 
     fn train_config(network: MsdConfig) -> TrainConfig {
-        TrainConfig { early_stopping_patience: Some(5), ..crate::training::skull_train_config(network) }
+        TrainConfig { early_stopping_patience: Some(5), ..msd::training::skull_train_config(network) }
     }
 
     /// Returns the config with another seed (phantoms and training).
@@ -115,7 +114,6 @@ impl DemoConfig {
 
 /// Something the demo reports as it goes (for progress bars and logs).
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum DemoEvent<'a> {
     /// A phantom was generated.
     Phantom {
@@ -261,7 +259,7 @@ pub fn run(config: &DemoConfig, out: &Path, mut progress: impl FnMut(DemoEvent<'
     train_config.seed = config.seed;
     let start = Instant::now();
     let outcome =
-        crate::training::train_with_progress(&set, &train_config, |p| progress(DemoEvent::Training(p)))?;
+        msd::training::train_with_progress(&set, &train_config, |p| progress(DemoEvent::Training(p)))?;
     let training = TrainingSummary {
         epochs: outcome.history.len(),
         best_epoch: outcome.best_epoch,
@@ -280,8 +278,8 @@ pub fn run(config: &DemoConfig, out: &Path, mut progress: impl FnMut(DemoEvent<'
     let model_path = out.join("model.safetensors");
     outcome.model.save(&model_path)?;
     files.push(PathBuf::from("model.safetensors"));
-    crate::loss_curve::write_csv(&out.join("loss.csv"), &outcome.history)?;
-    crate::loss_curve::write_png(&out.join("loss.png"), &outcome.history, outcome.best_epoch)?;
+    msd::loss_curve::write_csv(&out.join("loss.csv"), &outcome.history)?;
+    msd::loss_curve::write_png(&out.join("loss.png"), &outcome.history, outcome.best_epoch)?;
     files.extend(["loss.csv", "loss.png"].map(PathBuf::from));
 
     let mut cases = Vec::with_capacity(test.len());
@@ -315,18 +313,18 @@ pub fn run(config: &DemoConfig, out: &Path, mut progress: impl FnMut(DemoEvent<'
             });
             let mesh = SurfaceOptions::default().extract(labels[m])?;
             let stl = PathBuf::from("stl").join(format!("{name}_{method}.stl"));
-            msd_geom::write_mesh(out.join(&stl), &mesh)?;
+            msd::geom::write_mesh(out.join(&stl), &mesh)?;
             files.push(stl);
         }
         let truth = PathBuf::from("stl").join(format!("{name}_truth.stl"));
-        let truth_mesh = crate::surface::surface(&head.skull)?;
-        msd_geom::write_mesh(out.join(&truth), &truth_mesh)?;
+        let truth_mesh = msd::surface::surface(&head.skull)?;
+        msd::geom::write_mesh(out.join(&truth), &truth_mesh)?;
         files.push(truth);
         let msd_mesh = SurfaceOptions::default().extract(&seg.labels)?;
         let deviation = if msd_mesh.is_empty() {
             Vec::new()
         } else {
-            msd_metrics::signed_vertex_distances(&msd_mesh, &truth_mesh)?
+            msd::metrics::signed_vertex_distances(&msd_mesh, &truth_mesh)?
         };
         let (render_path, render) = write_deviation_render(out, &name, head, &msd_mesh, &deviation)?;
         files.push(render_path);
@@ -378,11 +376,11 @@ pub fn run(config: &DemoConfig, out: &Path, mut progress: impl FnMut(DemoEvent<'
 
     let json = serde_json::to_string_pretty(&summary)
         .map_err(|e| Error::InvalidConfig { what: format!("demo summary is not serialisable: {e}") })?;
-    crate::atomic::write_text(&out.join("report.json"), &json)?;
-    crate::atomic::write_text(&out.join("msdnet.csv"), &reports[0].to_csv())?;
-    crate::atomic::write_text(&out.join("threshold.csv"), &reports[1].to_csv())?;
+    msd::atomic::write_text(&out.join("report.json"), &json)?;
+    msd::atomic::write_text(&out.join("msdnet.csv"), &reports[0].to_csv())?;
+    msd::atomic::write_text(&out.join("threshold.csv"), &reports[1].to_csv())?;
     let markdown = to_markdown(&summary, &reports);
-    crate::atomic::write_text(&out.join("report.md"), &markdown)?;
+    msd::atomic::write_text(&out.join("report.md"), &markdown)?;
     let mut html =
         HtmlReport::new("msd demo: MSDnet vs the threshold baseline on synthetic head CTs").intro(format!(
             "{} training phantoms, {} unseen test phantoms. Acceptance: MSDnet Dice {:.3} (at least {:.2}); \
@@ -412,18 +410,18 @@ fn write_case_preview(
     msdnet: &LabelVolume,
     thr: &LabelVolume,
 ) -> Result<(PathBuf, RgbImage)> {
-    let at = head.defect_region.as_ref().map(crate::preview::label_centre);
-    let options = PreviewOptions { pixel_mm: Some(0.5), ..PreviewOptions::default() };
+    let at = head.defect_region.as_ref().map(msd::preview::label_centre);
+    let options = PreviewOptions::default().pixel_mm(0.5);
     let mut rows = Vec::new();
     for (labels, method) in [(msdnet, "MSDnet"), (thr, "threshold 300 HU")] {
         let overlays = [
             Overlay::new(&head.skull, REFERENCE_COLOUR).named("truth"),
             Overlay::new(labels, SEGMENTATION_COLOUR).named(method),
         ];
-        let panels = crate::preview::Plane::ALL
+        let panels = msd::preview::Plane::ALL
             .iter()
             .map(|&plane| render_slice(&head.ct, plane, at, &overlays, &options))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, msd::report::Error>>()?;
         rows.push(RgbImage::side_by_side(&panels));
     }
     let image = RgbImage::stacked(&rows);
@@ -439,7 +437,7 @@ fn write_deviation_render(
     out: &Path,
     name: &str,
     head: &Phantom,
-    mesh: &msd_geom::Mesh,
+    mesh: &msd::geom::Mesh,
     deviation: &[f32],
 ) -> Result<(PathBuf, RgbImage)> {
     let rel = PathBuf::from("previews").join(format!("{name}_deviation.png"));
@@ -559,5 +557,38 @@ mod tests {
         c.test_cases = 0;
         let dir = tempfile::tempdir().unwrap();
         assert!(run(&c, dir.path(), |_| {}).is_err());
+    }
+
+    /// A miniature demo run: every file is written and the report is consistent.
+    #[test]
+    fn a_tiny_demo_writes_its_report_stls_and_previews() {
+        let mut config = DemoConfig::quick();
+        config.train_cases = 2;
+        config.test_cases = 2;
+        config.train.network = msd::net::MsdConfig::new(4, 1, 1, 2);
+        config.train.epochs = 1;
+        let dir = tempfile::tempdir().unwrap();
+        let mut events = 0;
+        let summary = run(&config, dir.path(), |_| events += 1).unwrap();
+        assert!(events > 4);
+        assert_eq!(summary.cases.len(), 2);
+        for file in &summary.files {
+            assert!(dir.path().join(file).is_file(), "{}", file.display());
+        }
+        assert!(summary.files.iter().any(|f| f.extension().is_some_and(|e| e == "stl")));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+        let a = &json["acceptance"];
+        assert_eq!(a["passed"].as_bool().unwrap(), summary.acceptance.passed);
+        let thr = a["threshold_dice_high_noise"].as_f64().unwrap();
+        assert!(thr > 0.5 && thr < 1.0, "{thr}");
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        assert!(md.contains("| MSDnet | all |") && md.contains("threshold 300 HU"), "{md}");
+        // The HTML report: both test cases in the 3D view's data, two pictures each, both tables.
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(summary.files.iter().any(|f| f.as_os_str() == "report.html"));
+        assert_eq!(html.matches("data:image/png;base64,").count(), 4);
+        assert!(html.contains("\"name\":\"test01\"") && html.contains("\"name\":\"test02\""));
+        assert!(html.contains("Study table: MSDnet") && html.contains("Study table: Threshold 300 HU"));
     }
 }

@@ -27,8 +27,8 @@
 //! [`BatchOptions::force`] is set; a failed case is recorded with its error and the others go on.
 //!
 //! ```no_run
-//! use msd::batch::{BatchOptions, find_cases, segment_batch};
-//! use msd::net::Model;
+//! use msd_pipeline::batch::{BatchOptions, find_cases, segment_batch};
+//! use msd_net::Model;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let cases = find_cases(&["study/".into()])?;
 //! let model = Model::default_skull()?;
@@ -46,8 +46,8 @@ use msd_io::LabelVolume;
 use msd_net::{Model, SegmentOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::preview::{Overlay, PreviewOptions, SEGMENTATION_COLOUR, write_previews};
 use crate::{Error, Result, error_chain};
+use msd_report::preview::{Overlay, PreviewOptions, SEGMENTATION_COLOUR, write_previews};
 
 /// The manifest's file name in the output folder.
 pub const MANIFEST_FILE: &str = "manifest.json";

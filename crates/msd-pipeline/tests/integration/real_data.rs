@@ -2,25 +2,25 @@
 //! the CT and its gold-standard mesh, segment the craniectomy scan, mesh, evaluate near the defect.
 use std::path::PathBuf;
 
-use msd::evaluation::{EvaluationOptions, Shape};
-use msd::metrics::Region;
-use msd::net::{MsdConfig, TrainConfig};
-use msd::training::TrainingSet;
+use msd_metrics::Region;
+use msd_net::{MsdConfig, TrainConfig};
+use msd_pipeline::evaluation::{EvaluationOptions, Shape};
+use msd_pipeline::training::TrainingSet;
 
 fn cthead(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cthead").join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cthead").join(file)
 }
 
 #[test]
 #[cfg_attr(not(msd_shared_data), ignore = "needs ../shared/data")]
 fn cthead_from_mesh_to_evaluated_defect_segmentation() {
-    let ct = msd::io::read_volume(cthead("ct.nii.gz")).unwrap();
-    let mesh = msd::geom::read_mesh(cthead("skull_ref.stl")).unwrap();
-    let reference = msd::io::read_labels(cthead("skull_ref.nii.gz")).unwrap();
+    let ct = msd_io::read_volume(cthead("ct.nii.gz")).unwrap();
+    let mesh = msd_geom::read_mesh(cthead("skull_ref.stl")).unwrap();
+    let reference = msd_io::read_labels(cthead("skull_ref.nii.gz")).unwrap();
 
     // Mesh → label on the CT grid reproduces the reference label.
-    let labels = msd::training::mesh_to_labels(&mesh, &ct).unwrap();
-    let dice = msd::metrics::overlap(&labels, &reference).unwrap().dice();
+    let labels = msd_pipeline::training::mesh_to_labels(&mesh, &ct).unwrap();
+    let dice = msd_metrics::overlap(&labels, &reference).unwrap().dice();
     assert!(dice > 0.99, "mesh → label Dice {dice}");
 
     let mut set = TrainingSet::new();
@@ -28,16 +28,16 @@ fn cthead_from_mesh_to_evaluated_defect_segmentation() {
     let config = TrainConfig {
         epochs: 20,
         patch_size: Some(64),
-        ..msd::training::skull_train_config(MsdConfig::new(12, 1, 1, 2))
+        ..msd_pipeline::training::skull_train_config(MsdConfig::new(12, 1, 1, 2))
     };
-    let model = msd::train(&set, &config).unwrap();
+    let model = msd_pipeline::train(&set, &config).unwrap();
 
     // The craniectomy scan was not trained on.
-    let ct_defect = msd::io::read_volume(cthead("ct_defect.nii.gz")).unwrap();
-    let truth = msd::io::read_labels(cthead("skull_defect_ref.nii.gz")).unwrap();
-    let region = Region::Mask(msd::io::read_labels(cthead("defect_region.nii.gz")).unwrap());
-    let seg = msd::segment(&model, &ct_defect).unwrap();
-    let mesh = msd::surface(&seg.labels).unwrap();
+    let ct_defect = msd_io::read_volume(cthead("ct_defect.nii.gz")).unwrap();
+    let truth = msd_io::read_labels(cthead("skull_defect_ref.nii.gz")).unwrap();
+    let region = Region::Mask(msd_io::read_labels(cthead("defect_region.nii.gz")).unwrap());
+    let seg = msd_pipeline::segment(&model, &ct_defect).unwrap();
+    let mesh = msd_pipeline::surface(&seg.labels).unwrap();
     assert!(mesh.check().is_watertight());
     let report = EvaluationOptions::default()
         .region(region)

@@ -3,10 +3,10 @@
 //! and PNG encoding through the workspace's atomic writer.
 //!
 //! Previews ([`crate::preview`]), mesh renders ([`crate::render`]), loss curves
-//! ([`crate::loss_curve`]) and the HTML report ([`crate::report`]) all build on it.
+//! ([`crate::loss_curve`]) and the HTML report ([`crate::html`]) all build on it.
 //!
 //! ```
-//! use msd::image::RgbImage;
+//! use msd_report::image::RgbImage;
 //!
 //! let mut image = RgbImage::filled(120, 30, [255, 255, 255]);
 //! let width = image.draw_text(4, 4, "±2.0 mm", [0, 0, 0], 2);

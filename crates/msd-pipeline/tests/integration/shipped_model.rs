@@ -4,18 +4,18 @@
 //! head it never saw.
 use std::path::PathBuf;
 
-use msd::baseline::engineers_recipe;
-use msd::evaluation::{EvaluationOptions, Shape};
-use msd::geom::Cleanup;
-use msd::io::{LabelVolume, Volume};
-use msd::metrics::overlap;
-use msd::net::{Model, SegmentOptions, resample_in_plane};
-use msd::phantom::{PhantomConfig, generate};
+use msd_geom::Cleanup;
+use msd_io::{LabelVolume, Volume};
+use msd_metrics::overlap;
+use msd_net::{Model, SegmentOptions, resample_in_plane};
+use msd_phantom::{PhantomConfig, generate};
+use msd_pipeline::baseline::engineers_recipe;
+use msd_pipeline::evaluation::{EvaluationOptions, Shape};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 fn cthead(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cthead").join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cthead").join(file)
 }
 
 fn dice(a: &LabelVolume, b: &LabelVolume) -> f64 {
@@ -38,7 +38,7 @@ fn the_shipped_model_loads_and_segments_a_synthetic_head() {
     let config = PhantomConfig::clinical(0.8, 3.0).unwrap().with_noise(0.0).with_craniectomy_probability(1.0);
     let head = generate(&config, 4242).unwrap();
     let reference = engineers_recipe(&head.ct, 300.0).unwrap();
-    let seg = msd::segment(&model, &head.ct).unwrap();
+    let seg = msd_pipeline::segment(&model, &head.ct).unwrap();
     assert_eq!(seg.labels.geometry(), head.ct.geometry());
     let d = dice(&seg.labels, &reference);
     eprintln!("unseen synthetic head at 0.8 × 0.8 × 3 mm: Dice {d:.4} against the 300 HU recipe");
@@ -49,21 +49,22 @@ fn the_shipped_model_loads_and_segments_a_synthetic_head() {
 #[cfg_attr(not(msd_shared_data), ignore = "needs ../shared/data")]
 fn native_resolution_gives_the_same_skull_at_half_and_one_mm() {
     let model = Model::default_skull().unwrap();
-    let ct = msd::io::read_volume(cthead("ct_defect.nii.gz")).unwrap();
+    let ct = msd_io::read_volume(cthead("ct_defect.nii.gz")).unwrap();
     let fine = resample_in_plane(&ct, 0.5).unwrap();
     assert_eq!(fine.shape(), [ct.shape()[0], 2 * ct.shape()[1], 2 * ct.shape()[2]]);
     let options = SegmentOptions::default();
     let (coarse_seg, _) =
-        msd::training::segment_with(&model, &ct, &options, &Cleanup::default(), |_, _| {}).unwrap();
+        msd_pipeline::training::segment_with(&model, &ct, &options, &Cleanup::default(), |_, _| {}).unwrap();
     let (fine_seg, _) =
-        msd::training::segment_with(&model, &fine, &options, &Cleanup::default(), |_, _| {}).unwrap();
+        msd_pipeline::training::segment_with(&model, &fine, &options, &Cleanup::default(), |_, _| {})
+            .unwrap();
     // Each 1 mm pixel is the 2 × 2 block of 0.5 mm pixels centred on it: skull where most are.
     let pooled = ct.with_data(pool_2x2(fine_seg.labels.data(), ct.shape())).unwrap();
     let d = dice(&pooled, &coarse_seg.labels);
     // The definition itself is not grid-independent: the recipe on the two grids, pooled the same way.
-    let recipe_fine = msd::baseline::engineers_recipe(&fine, 300.0).unwrap();
+    let recipe_fine = msd_pipeline::baseline::engineers_recipe(&fine, 300.0).unwrap();
     let recipe_pooled = ct.with_data(pool_2x2(recipe_fine.data(), ct.shape())).unwrap();
-    let recipe_d = dice(&recipe_pooled, &msd::baseline::engineers_recipe(&ct, 300.0).unwrap());
+    let recipe_d = dice(&recipe_pooled, &msd_pipeline::baseline::engineers_recipe(&ct, 300.0).unwrap());
     eprintln!(
         "cthead at 0.5 mm vs 1.0 mm pixels, both on their own grid: MSDnet Dice {d:.4}, the 300 HU recipe {recipe_d:.4}"
     );
@@ -90,15 +91,15 @@ fn pool_2x2(fine: &ndarray::Array3<u8>, shape: [usize; 3]) -> ndarray::Array3<u8
 #[cfg_attr(not(msd_shared_data), ignore = "needs ../shared/data")]
 fn on_cthead_the_model_reproduces_the_recipe_and_beats_it_under_noise() {
     let model = Model::default_skull().unwrap();
-    let ct = msd::io::read_volume(cthead("ct_defect.nii.gz")).unwrap();
+    let ct = msd_io::read_volume(cthead("ct_defect.nii.gz")).unwrap();
     let reference = engineers_recipe(&ct, 300.0).unwrap();
-    let seg = msd::segment(&model, &ct).unwrap();
+    let seg = msd_pipeline::segment(&model, &ct).unwrap();
     let d = dice(&seg.labels, &reference);
     let snap = seg.iso_snap.expect("the shipped model snaps to its 300 HU definition");
     // The network's own boundary, for comparison: the snap is what brings it to the definition.
     let options = SegmentOptions::default().with_snap_to_iso(false);
     let (raw, _) =
-        msd::training::segment_with(&model, &ct, &options, &Cleanup::default(), |_, _| {}).unwrap();
+        msd_pipeline::training::segment_with(&model, &ct, &options, &Cleanup::default(), |_, _| {}).unwrap();
     let raw_d = dice(&raw.labels, &reference);
     eprintln!(
         "cthead as scanned (noise {:.0} HU): Dice {d:.4} against the recipe; the network's own boundary {raw_d:.4}",
@@ -107,7 +108,7 @@ fn on_cthead_the_model_reproduces_the_recipe_and_beats_it_under_noise() {
     assert!(d >= 0.99, "as scanned: Dice {d}");
     assert!(raw_d > 0.96 && raw_d < d, "the network's own boundary: Dice {raw_d}");
     let noisy = with_noise(&ct, 100.0, 7);
-    let net = msd::segment(&model, &noisy).unwrap().labels;
+    let net = msd_pipeline::segment(&model, &noisy).unwrap().labels;
     let recipe = engineers_recipe(&noisy, 300.0).unwrap();
     let options = EvaluationOptions::default();
     let r = Shape::Labels(reference);

@@ -5,6 +5,7 @@
 //! Either side may be a label volume or a mesh ([`Shape`]). Label volumes are meshed for the surface
 //! metrics (marching cubes on their grid, so vertices lie in patient mm); Dice needs two label
 //! volumes on one grid and is left out otherwise.
+use std::borrow::Cow;
 use std::path::Path;
 
 use msd_geom::Mesh;
@@ -57,6 +58,19 @@ impl Shape {
         match self {
             Shape::Labels(l) => options.extract(l),
             Shape::Mesh(m) => Ok(m.clone()),
+        }
+    }
+}
+
+/// What an HTML report case ([`msd_report::HtmlCase::from_shapes`]) draws of a shape: the mesh
+/// itself, or the label volume meshed with [`SurfaceOptions`]' defaults.
+impl msd_report::html::CaseSurface for Shape {
+    type Error = crate::Error;
+
+    fn case_surface(&self) -> Result<Cow<'_, Mesh>> {
+        match self {
+            Shape::Labels(l) => Ok(Cow::Owned(SurfaceOptions::default().extract(l)?)),
+            Shape::Mesh(m) => Ok(Cow::Borrowed(m)),
         }
     }
 }
@@ -133,7 +147,7 @@ pub fn evaluate(pred: &Shape, reference: &Shape) -> Result<CaseReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::phantom::{PhantomConfig, generate};
+    use msd_phantom::{PhantomConfig, generate};
 
     #[test]
     fn a_segmentation_against_itself_is_perfect() {
@@ -168,5 +182,16 @@ mod tests {
         assert_eq!(r.metrics.dice, None);
         assert!(r.metrics.mad_mm.unwrap() < 1e-6);
         assert!(r.region.as_ref().and_then(|m| m.mad_mm).is_some());
+    }
+
+    #[test]
+    fn a_report_case_meshes_a_label_volume_and_takes_a_mesh_as_it_is() {
+        let head = generate(&PhantomConfig::quick(), 2).unwrap();
+        let labels = Shape::Labels(head.skull.clone());
+        let mesh = Shape::Mesh(crate::surface::surface(&head.skull).unwrap());
+        let case = msd_report::HtmlCase::from_shapes("c", &labels, &mesh).unwrap();
+        assert!(case.range_mm().is_some());
+        let html = msd_report::HtmlReport::new("study").case(case).to_html();
+        assert!(html.contains("\"role\":\"reference\"") && html.contains("\"role\":\"prediction\""));
     }
 }

@@ -11,13 +11,13 @@
 //! ([`msd_geom::Cleanup::default`]).
 //!
 //! ```
-//! use msd::baseline::{engineers_recipe, keep_largest_component, threshold};
-//! use msd::phantom::{PhantomConfig, generate};
+//! use msd_pipeline::baseline::{engineers_recipe, keep_largest_component, threshold};
+//! use msd_phantom::{PhantomConfig, generate};
 //!
 //! let head = generate(&PhantomConfig::quick(), 1)?;
 //! let bone = threshold(&head.ct, 300.0);
 //! let cleaned = keep_largest_component(&bone);
-//! let count = |l: &msd::io::LabelVolume| l.data().iter().filter(|&&v| v == 1).count();
+//! let count = |l: &msd_io::LabelVolume| l.data().iter().filter(|&&v| v == 1).count();
 //! assert!(count(&cleaned) <= count(&bone));
 //! let skull = engineers_recipe(&head.ct, 300.0)?;
 //! assert!(count(&skull) > 0);

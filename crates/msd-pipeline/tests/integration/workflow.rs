@@ -1,10 +1,10 @@
 //! The workflow API end to end on phantoms: train → segment → surface → evaluate.
-use msd::evaluation::{EvaluationOptions, Shape};
-use msd::metrics::Region;
-use msd::net::{MsdConfig, TrainConfig};
-use msd::phantom::{PhantomConfig, generate};
-use msd::training::{TrainingSet, mesh_to_labels};
-use msd::{evaluate, segment, surface, train};
+use msd_metrics::Region;
+use msd_net::{MsdConfig, TrainConfig};
+use msd_phantom::{PhantomConfig, generate};
+use msd_pipeline::evaluation::{EvaluationOptions, Shape};
+use msd_pipeline::training::{TrainingSet, mesh_to_labels};
+use msd_pipeline::{evaluate, segment, surface, train};
 
 #[test]
 fn train_segment_mesh_evaluate_on_phantoms() {
@@ -14,7 +14,7 @@ fn train_segment_mesh_evaluate_on_phantoms() {
         let head = generate(&config, seed).unwrap();
         set.push_labels(format!("p{seed}"), head.ct, head.skull).unwrap();
     }
-    let mut train_config = msd::training::skull_train_config(MsdConfig::new(8, 1, 1, 2));
+    let mut train_config = msd_pipeline::training::skull_train_config(MsdConfig::new(8, 1, 1, 2));
     train_config.epochs = 10;
     train_config.patch_size = Some(48);
     let model = train(&set, &train_config).unwrap();
@@ -25,7 +25,7 @@ fn train_segment_mesh_evaluate_on_phantoms() {
     // Probability volumes are kept only when asked for.
     assert!(seg.probabilities.is_empty());
     let with_probs = model
-        .segment_with(&test.ct, &msd::net::SegmentOptions::default().with_probabilities(true), |_, _| {})
+        .segment_with(&test.ct, &msd_net::SegmentOptions::default().with_probabilities(true), |_, _| {})
         .unwrap();
     assert_eq!(with_probs.probabilities.len(), 2);
     let mesh = surface(&seg.labels).unwrap();
@@ -33,15 +33,15 @@ fn train_segment_mesh_evaluate_on_phantoms() {
     assert!(mesh.check().is_watertight());
 
     // The default clean-up keeps one 26-connected piece of bone.
-    let pieces = msd::geom::label_components(&seg.labels, msd::geom::Connectivity::TwentySix).count();
+    let pieces = msd_geom::label_components(&seg.labels, msd_geom::Connectivity::TwentySix).count();
     assert_eq!(pieces, 1);
 
     // The network's own output (a tiny network's skull is in pieces, which the clean-up would drop).
-    let (raw, _) = msd::training::segment_with(
+    let (raw, _) = msd_pipeline::training::segment_with(
         &model,
         &test.ct,
-        &msd::net::SegmentOptions::default(),
-        &msd::geom::Cleanup::none(),
+        &msd_net::SegmentOptions::default(),
+        &msd_geom::Cleanup::none(),
         |_, _| {},
     )
     .unwrap();
@@ -63,7 +63,7 @@ fn a_training_set_from_meshes_matches_the_labels() {
     let head = generate(&PhantomConfig::quick(), 8).unwrap();
     let mesh = surface(&head.skull).unwrap();
     let back = mesh_to_labels(&mesh, &head.ct).unwrap();
-    let o = msd::metrics::overlap(&back, &head.skull).unwrap();
+    let o = msd_metrics::overlap(&back, &head.skull).unwrap();
     assert!(o.dice() > 0.999, "{}", o.dice());
     let mut set = TrainingSet::new();
     set.push_mesh("m", head.ct.clone(), &mesh).unwrap();
@@ -81,13 +81,13 @@ fn a_training_set_from_meshes_matches_the_labels() {
     assert!(chain.contains("far away") && chain.contains("frame"), "{chain}");
     // Labels on another grid are refused.
     let other = generate(&PhantomConfig::quick(), 9).unwrap();
-    let moved = msd::io::Volume::new(
+    let moved = msd_io::Volume::new(
         other.skull.data().clone(),
         other.skull.geometry().with_origin([1.0, 2.0, 3.0]).unwrap(),
     )
     .unwrap();
     assert!(set.push_labels("moved", head.ct, moved).is_err());
-    assert!(msd::training::train(&TrainingSet::new(), &TrainConfig::default()).is_err());
+    assert!(msd_pipeline::training::train(&TrainingSet::new(), &TrainConfig::default()).is_err());
 }
 
 #[test]
@@ -101,6 +101,6 @@ fn a_mesh_in_another_frame_is_aligned_before_voxelising() {
     let mut set = TrainingSet::new();
     let alignment = set.push_mesh_aligned("moved", head.ct.clone(), &moved, 300.0).unwrap();
     assert!(alignment.rms_mm < 1.0, "residual {} mm", alignment.rms_mm);
-    let dice = msd::metrics::overlap(&set.cases()[0].labels, &head.skull).unwrap().dice();
+    let dice = msd_metrics::overlap(&set.cases()[0].labels, &head.skull).unwrap().dice();
     assert!(dice > 0.9, "Dice after alignment {dice}");
 }

@@ -5,14 +5,14 @@
 //! being skull when its centre is inside the mesh), as in the study.
 //!
 //! ```
-//! use msd::net::MsdConfig;
-//! use msd::phantom::{PhantomConfig, generate};
-//! use msd::training::{TrainingSet, segment, train};
+//! use msd_net::MsdConfig;
+//! use msd_phantom::{PhantomConfig, generate};
+//! use msd_pipeline::training::{TrainingSet, segment, train};
 //!
 //! let mut set = TrainingSet::new();
 //! let head = generate(&PhantomConfig::quick(), 1)?;
 //! set.push_labels("phantom 1", head.ct.clone(), head.skull.clone())?;
-//! let mut config = msd::training::skull_train_config(MsdConfig::new(4, 1, 1, 2));
+//! let mut config = msd_pipeline::training::skull_train_config(MsdConfig::new(4, 1, 1, 2));
 //! config.epochs = 1;
 //! config.patch_size = Some(32);
 //! let model = train(&set, &config)?;

@@ -19,8 +19,8 @@
 //!   touched.
 //!
 //! ```
-//! use msd::geom::Mesh;
-//! use msd::render::{Figure, Paint};
+//! use msd_geom::Mesh;
+//! use msd_report::render::{Figure, Paint};
 //!
 //! // An octahedron 40 mm across, coloured by a made-up deviation.
 //! let v = vec![[20.0, 0.0, 0.0], [-20.0, 0.0, 0.0], [0.0, 20.0, 0.0], [0.0, -20.0, 0.0], [0.0, 0.0, 20.0], [0.0, 0.0, -20.0]];

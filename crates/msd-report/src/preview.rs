@@ -10,8 +10,8 @@
 //! upside down or rotated shows where the patient's sides really are.
 //!
 //! ```
-//! use msd::phantom::{PhantomConfig, generate};
-//! use msd::preview::{Overlay, Plane, PreviewOptions, render_slice};
+//! use msd_phantom::{PhantomConfig, generate};
+//! use msd_report::preview::{Overlay, Plane, PreviewOptions, render_slice};
 //!
 //! let head = generate(&PhantomConfig::quick(), 1)?;
 //! let overlays = [Overlay::new(&head.skull, [0, 255, 0]).named("skull")];

@@ -1,5 +1,6 @@
-//! Atomic file writes: a temporary file in the target's folder, renamed over it when complete, so a
-//! crash never leaves a half-written report or preview.
+//! Atomic file writes with the workflow's [`Error`]: whole files through the workspace's one
+//! atomic writer, [`msd_io::write_atomic`] (a temporary file in the target's folder, synced and
+//! renamed over it when complete), so a crash never leaves a half-written manifest or report.
 use std::path::Path;
 
 use crate::{Error, Result};

@@ -1,4 +1,4 @@
-//! The error type of the `msd` facade: the crates' errors, plus the workflow's own.
+//! The error type of the workflow: the crates' errors, plus the workflow's own.
 use std::path::PathBuf;
 
 /// Result with [`Error`] as the default error type.
@@ -24,6 +24,12 @@ pub enum Error {
     /// A synthetic phantom could not be made.
     #[error(transparent)]
     Phantom(Box<msd_phantom::Error>),
+    /// A picture or report failed in a way none of the other variants describes. The report's
+    /// errors that have a variant here (invalid parameters, files, PNG encoding, the crates' errors)
+    /// convert into that variant instead, so a preview that fails in a batch reads the same as one
+    /// that fails on its own.
+    #[error(transparent)]
+    Report(Box<msd_report::Error>),
     /// Something failed for one case of a set; the case is named.
     #[error("case {case}")]
     Case {
@@ -39,7 +45,8 @@ pub enum Error {
         /// What is wrong, with the offending value.
         what: String,
     },
-    /// A file could not be written or read by the facade itself (previews, reports).
+    /// A file could not be written or read by the workflow itself (manifests, case lists, previews,
+    /// reports).
     #[error("I/O error on {path}")]
     File {
         /// The file involved.
@@ -69,8 +76,26 @@ macro_rules! boxed_from {
     )*};
 }
 
-// The crates' errors are boxed so that `Result<T, msd::Error>` stays small.
+// The crates' errors are boxed so that `Result<T, msd_pipeline::Error>` stays small.
 boxed_from!(Io: msd_io::Error, Geom: msd_geom::Error, Metrics: msd_metrics::Error, Net: msd_net::Error, Phantom: msd_phantom::Error);
+
+impl From<msd_report::Error> for Error {
+    /// Variant by variant: the report's `InvalidConfig`, `File`, `Png`, `Io`, `Geom` and `Metrics`
+    /// become the same variants here (the workflow's errors before the report had a crate of its
+    /// own); anything else is kept whole in [`Error::Report`].
+    fn from(e: msd_report::Error) -> Self {
+        use msd_report::Error as R;
+        match e {
+            R::InvalidConfig { what } => Error::InvalidConfig { what },
+            R::File { path, source } => Error::File { path, source },
+            R::Png { path, source } => Error::Png { path, source },
+            R::Io(e) => Error::Io(e),
+            R::Geom(e) => Error::Geom(e),
+            R::Metrics(e) => Error::Metrics(e),
+            other => Error::Report(Box::new(other)),
+        }
+    }
+}
 
 impl Error {
     /// Wraps an I/O error with the path it happened on.
@@ -84,8 +109,8 @@ impl Error {
 /// batch manifest records each failed case's error so.
 ///
 /// ```
-/// let e = msd::Error::InvalidConfig { what: "no skull".into() };
-/// assert_eq!(msd::error_chain(&e), "invalid configuration: no skull");
+/// let e = msd_pipeline::Error::InvalidConfig { what: "no skull".into() };
+/// assert_eq!(msd_pipeline::error_chain(&e), "invalid configuration: no skull");
 /// ```
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
