@@ -680,7 +680,8 @@ fn segment_case(
     let t = Instant::now();
     let mesh_rel = planned.mesh.clone().unwrap_or_default();
     let mesh_path = out_dir.join(&mesh_rel);
-    let mesh = crate::surface(&seg.labels)
+    let mesh = crate::surface::SurfaceOptions::for_cleanup(&options.cleanup)
+        .extract(&seg.labels)
         .map_err(|e| chain(&format!("cannot extract the surface of {}", case.name), &e))?;
     msd_geom::write_mesh(&mesh_path, &mesh)
         .map_err(|e| chain(&format!("cannot write {}", mesh_path.display()), &e))?;

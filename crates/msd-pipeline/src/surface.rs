@@ -33,6 +33,18 @@ impl SurfaceOptions {
         SurfaceOptions { keep_components: 0, min_component_triangles: 0, smoothing: None, decimation: None }
     }
 
+    /// The surface of a segmentation cleaned by `cleanup`: one closed piece when the clean-up keeps
+    /// the largest bone component, else the default (every piece of 50 triangles or more). A
+    /// component that is one under 26-connectivity can still fall apart into several closed
+    /// surfaces where bone touches only along an edge or at a corner (no face joins the voxels, so
+    /// no surface does), and a print wants the one piece the clean-up promised.
+    pub fn for_cleanup(cleanup: &msd_geom::Cleanup) -> Self {
+        match cleanup.keep {
+            msd_geom::KeepComponents::Largest => Self::default().keep_components(1),
+            _ => Self::default(),
+        }
+    }
+
     /// Returns the options with Taubin smoothing (`iterations` λ|μ pairs, volume restored; 0: none).
     pub fn smooth(mut self, iterations: usize) -> Self {
         self.smoothing = (iterations > 0).then(|| SmoothOptions { iterations, ..SmoothOptions::default() });
@@ -102,6 +114,32 @@ mod tests {
     use super::*;
     use msd_io::{Geometry, Volume};
     use ndarray::Array3;
+
+    #[test]
+    fn after_keeping_the_largest_bone_the_surface_is_one_piece() {
+        // Two 4³ boxes that share only a corner voxel edge: one 26-connected component, two
+        // closed surfaces.
+        let mut a = Array3::<u8>::zeros((12, 12, 12));
+        for z in 1..5 {
+            for y in 1..5 {
+                for x in 1..5 {
+                    a[[z, y, x]] = 1;
+                    a[[z + 4, y + 4, x + 4]] = 1;
+                }
+            }
+        }
+        a[[1, 1, 1]] = 0; // the first box a little smaller: the larger piece is well defined
+        let labels = Volume::new(a, Geometry::default()).unwrap();
+        let (kept, _) = msd_geom::Cleanup::default().apply(&labels).unwrap();
+        assert_eq!(kept.data(), labels.data(), "one 26-connected component, nothing removed");
+        assert_eq!(SurfaceOptions::default().extract(&kept).unwrap().check().components, 2);
+        let one = SurfaceOptions::for_cleanup(&msd_geom::Cleanup::default()).extract(&kept).unwrap();
+        assert_eq!(one.check().components, 1);
+        assert!(one.check().is_watertight());
+        let keep_all =
+            msd_geom::Cleanup { keep: msd_geom::KeepComponents::All, ..msd_geom::Cleanup::default() };
+        assert_eq!(SurfaceOptions::for_cleanup(&keep_all).extract(&kept).unwrap().check().components, 2);
+    }
 
     #[test]
     fn a_box_and_a_speck_give_one_closed_surface() {

@@ -167,7 +167,7 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
         ui.say(format!("wrote {}", path.display()));
     }
     if let Some(path) = &args.mesh {
-        let mesh = msd::surface(&seg.labels)?;
+        let mesh = msd::surface::SurfaceOptions::for_cleanup(&cleanup).extract(&seg.labels)?;
         super::write_mesh(path, &mesh)?;
         ui.say(format!("wrote {}: {} triangles", path.display(), mesh.triangles().len()));
     }
