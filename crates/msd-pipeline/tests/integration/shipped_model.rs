@@ -135,10 +135,10 @@ fn on_cthead_the_model_reproduces_the_recipe_and_beats_it_under_noise() {
 fn on_a_head_it_never_saw_it_reproduces_the_engineers_definition() {
     // headsq: another scanner, another head, 3.2 mm pixels (outside the trained 0.3–1.0 mm), metal.
     let model = Model::default_skull().unwrap();
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/headsq/ct.nii.gz");
-    let ct = msd::io::read_volume(path).unwrap();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/headsq/ct.nii.gz");
+    let ct = msd_io::read_volume(path).unwrap();
     let reference = Shape::Labels(engineers_recipe(&ct, 300.0).unwrap());
-    let seg = msd::segment(&model, &ct).unwrap();
+    let seg = msd_pipeline::segment(&model, &ct).unwrap();
     let m = EvaluationOptions::default()
         .evaluate("msdnet", &Shape::Labels(seg.labels), &reference)
         .unwrap()
