@@ -234,7 +234,7 @@ pub struct SegmentArgs {
     /// starting with # are skipped; relative paths are relative to the file's folder).
     #[arg(long, value_name = "FILE")]
     pub list: Option<PathBuf>,
-    /// Segment every case into DIR/<case>/ (skull.nii.gz, skull.stl) and record each case's
+    /// Segment every case into DIR/CASE/ (skull.nii.gz, skull.stl) and record each case's
     /// status, outputs, timings and skull volume in DIR/manifest.json; finished cases are skipped
     /// on a rerun.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "mesh", "probabilities", "preview", "reference"])]
@@ -245,7 +245,7 @@ pub struct SegmentArgs {
     /// With --out-dir: also write each case's skull probability volume (skull_probability.nii.gz).
     #[arg(long)]
     pub save_probabilities: bool,
-    /// With --out-dir: also write each case's preview PNGs (into DIR/<case>/preview/).
+    /// With --out-dir: also write each case's preview PNGs (into DIR/CASE/preview/).
     #[arg(long)]
     pub save_previews: bool,
     /// The trained model (safetensors); default: the skull model that ships with msd.

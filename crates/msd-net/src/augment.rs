@@ -35,7 +35,8 @@ use crate::resample::{AxisTaps, gaussian_blur, resample_taps as resample};
 use crate::resample::{mirror, zoom_source};
 use crate::{Dataset, Error, Normalization, Result};
 
-/// Data augmentation applied to each training sample (see the [module docs](self)).
+/// Data augmentation applied to each training sample: each field is one kind of variation, all
+/// drawn from the training seed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Augmentation {
     /// Random flips and 90° rotations (the 8 symmetries of the square; transposes only for square

@@ -115,7 +115,8 @@ fn median_in_place(v: &mut [f32]) -> f32 {
 
 /// Labels (0 background, 1 skull) from the network's skull probability and the CT, the boundary
 /// placed by the iso-value `iso_hu` inside a band of `band_voxels` around the network's boundary
-/// (see the [module docs](self)); `noise_hu` is the scan's noise σ (floored at [`MIN_NOISE_HU`]).
+/// (`logit = ln(p / (1 − p)) + 1.702 · (HU − iso) / σ` there, the network's label elsewhere);
+/// `noise_hu` is the scan's noise σ (floored at [`MIN_NOISE_HU`]).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when the two volumes differ in shape or `iso_hu` / `noise_hu` is not

@@ -45,7 +45,7 @@ pub struct SegmentOptions {
     /// Keep one probability volume per class in [`Segmentation::probabilities`] (default `false`).
     pub keep_probabilities: bool,
     /// Where the network runs (default [`Device::Cpu`]). On a CUDA GPU each plane goes through the
-    /// hand-written CUDA kernels ([`crate::cuda::CudaMsd`], feature `cuda`); everything else
+    /// hand-written CUDA kernels (`cuda::CudaMsd`, feature `cuda`); everything else
     /// (normalisation, resampling, fusing, arg-max) is the same code as on the CPU.
     pub device: Device,
     /// Place the skull boundary on the CT's iso-surface at the model's label definition
