@@ -382,6 +382,15 @@ pub struct EvalArgs {
     /// interactive 3D view of the meshes (opens offline).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// With --html: the CT of each case (one per --pred, in order), for axial, coronal and
+    /// sagittal slices of the prediction (red) and the reference (green) over it in the report.
+    /// With --pred-dir the manifest's inputs are used.
+    #[arg(long, value_name = "CT", requires = "html")]
+    pub ct: Vec<PathBuf>,
+    /// With --html: a designed implant's mesh for each case (one per --pred, in order), shown in
+    /// the report's 3D view beside the skull. With --pred-dir, CASE/implant.stl where it exists.
+    #[arg(long, value_name = "MESH", requires = "html")]
+    pub implant_mesh: Vec<PathBuf>,
     /// Skip surface metrics (Dice only; fast).
     #[arg(long)]
     pub no_surface: bool,

@@ -1233,6 +1233,18 @@ fn eval_takes_a_whole_study_from_a_batch_output_folder() {
     fails(&f.msd(&["eval", "--pred-dir", "refs", "--ref-dir", "refs"]), 1, "manifest.json");
     fails(&f.msd(&["eval", "--pred-dir", "out"]), 2, "--ref-dir");
     fails(&f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--pred", "x.nii.gz"]), 2, "--pred");
+    // The study's HTML report: slices over each case's input CT (from the manifest), and the
+    // implant designed for case1 (CASE/implant.stl; the skull mesh stands in for one).
+    std::fs::copy(f.path("out/case1/skull.stl"), f.path("out/case1/implant.stl")).unwrap();
+    ok(&f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--no-surface", "--html", "study.html"]));
+    let html = std::fs::read_to_string(f.path("study.html")).unwrap();
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 4, "a render and three slices per case");
+    assert_eq!(html.matches("\"role\":\"implant\"").count(), 1);
+    fails(
+        &f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--html", "x.html", "--ct", "ct.nii.gz"]),
+        2,
+        "--ct goes with --pred",
+    );
 }
 
 #[test]
@@ -1270,4 +1282,51 @@ fn pixels_outside_the_trained_range_are_resampled_unless_told_not_to() {
     let fitted = msd::io::read_labels(f.path("fitted.nii.gz")).unwrap();
     let native = msd::io::read_labels(f.path("native.nii.gz")).unwrap();
     assert_eq!(fitted.geometry(), native.geometry(), "both on the scan's grid");
+}
+
+#[test]
+fn the_html_report_shows_slices_over_the_ct_and_the_implant() {
+    let f = Fixture::new();
+    ok(&f.msd(&["segment", "ct.nii.gz", "--out", "s.nii.gz", "--mesh", "s.stl"]));
+    // Any closed mesh stands in for a designed implant here.
+    let o = f.msd(&[
+        "eval",
+        "--pred",
+        "s.nii.gz",
+        "--ref",
+        "skull.nii.gz",
+        "--html",
+        "r.html",
+        "--ct",
+        "ct.nii.gz",
+        "--implant-mesh",
+        "s.stl",
+        "--no-surface",
+    ]);
+    ok(&o);
+    let html = std::fs::read_to_string(f.path("r.html")).unwrap();
+    // The deviation render and three slices (axial, coronal, sagittal), each with its caption.
+    assert_eq!(html.matches("data:image/png;base64,").count(), 4);
+    for plane in ["axial", "coronal", "sagittal"] {
+        assert!(html.contains(&format!("{plane} slice: prediction (red) and reference (green)")), "{plane}");
+    }
+    assert!(html.contains("\"role\":\"implant\""), "the implant is in the 3D view");
+    // One CT for two cases is refused, before anything is read.
+    let o = f.msd(&[
+        "eval",
+        "--pred",
+        "s.nii.gz",
+        "--ref",
+        "skull.nii.gz",
+        "--pred",
+        "s.nii.gz",
+        "--ref",
+        "skull.nii.gz",
+        "--html",
+        "r2.html",
+        "--ct",
+        "ct.nii.gz",
+    ]);
+    fails(&o, 2, "1 --ct for 2 cases");
+    assert!(!f.path("r2.html").exists());
 }

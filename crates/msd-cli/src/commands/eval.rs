@@ -4,8 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use msd::evaluation::{EvaluationOptions, Shape};
-use msd::html::{HtmlCase, HtmlReport};
+use msd::geom::Mesh;
+use msd::html::{HtmlCase, HtmlReport, MeshRole};
+use msd::io::{LabelVolume, Volume};
 use msd::metrics::{MetricSummary, Region, Report, defect_rim_band, implant_scores};
+use msd::preview::{
+    Overlay, Plane, PreviewOptions, REFERENCE_COLOUR, SEGMENTATION_COLOUR, label_centre, render_slice,
+};
 
 use crate::cli::EvalArgs;
 use crate::{Ui, UsageError};
@@ -75,6 +80,17 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
         ))
         .into());
     }
+    for (given, flag) in [(args.ct.len(), "--ct"), (args.implant_mesh.len(), "--implant-mesh")] {
+        if given > 0 && args.pred_dir.is_some() {
+            return Err(UsageError(format!(
+                "{flag} goes with --pred; with --pred-dir the CTs are the manifest's inputs and implants CASE/implant.stl"
+            ))
+            .into());
+        }
+        if given > 0 && given != n_cases {
+            return Err(UsageError(format!("{given} {flag} for {n_cases} cases: give one per --pred")).into());
+        }
+    }
     if args.implant {
         return run_implant(args, ui);
     }
@@ -114,9 +130,20 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
         })?;
         report.push(result);
         if let Some(page) = html.take() {
-            let case = HtmlCase::from_shapes(case.as_str(), &pred, &reference)
+            let mut entry = HtmlCase::from_shapes(case.as_str(), &pred, &reference)
                 .with_context(|| format!("cannot draw {} for the HTML report", pred_path.display()))?;
-            html = Some(page.case(case));
+            let (ct, implant) = html_extras(args, i, case, pred_path, ui)?;
+            if let Some(ct) = ct {
+                entry = slices(entry, &ct, &pred, &reference).with_context(|| {
+                    format!("cannot draw the slices of {} for the HTML report", pred_path.display())
+                })?;
+            }
+            if let Some((path, mesh)) = implant {
+                entry = entry.mesh("implant", MeshRole::Implant, &mesh, None).with_context(|| {
+                    format!("cannot show the implant {} in the HTML report", path.display())
+                })?;
+            }
+            html = Some(page.case(entry));
         }
         bar.inc(1);
     }
@@ -164,6 +191,80 @@ fn report_json(report: &Report) -> anyhow::Result<String> {
         }
     }
     Ok(serde_json::to_string_pretty(&value)?)
+}
+
+/// The CT and the implant mesh of case `i` for the HTML report, where there are any: from --ct and
+/// --implant-mesh, or for a study (--pred-dir) the manifest's input and CASE/implant.stl. A study's
+/// CT that cannot be read any more (moved since segmenting) only costs its slices, with a warning.
+fn html_extras(
+    args: &EvalArgs,
+    i: usize,
+    case: &str,
+    pred_path: &Path,
+    ui: &Ui,
+) -> anyhow::Result<(Option<Volume<f32>>, Option<(PathBuf, Mesh)>)> {
+    let read_ct =
+        |p: &Path| msd::io::read_volume(p).with_context(|| format!("cannot read the CT {}", p.display()));
+    let read_implant = |p: &Path| -> anyhow::Result<(PathBuf, Mesh)> {
+        let mesh =
+            msd::geom::read_mesh(p).with_context(|| format!("cannot read the implant {}", p.display()))?;
+        Ok((p.to_path_buf(), mesh))
+    };
+    if args.pred_dir.is_none() {
+        let ct = args.ct.get(i).map(|p| read_ct(p)).transpose()?;
+        let implant = args.implant_mesh.get(i).map(|p| read_implant(p)).transpose()?;
+        return Ok((ct, implant));
+    }
+    let input = study_input(args, case)?;
+    let ct = match input.map(|p| read_ct(&p)) {
+        Some(Ok(ct)) => Some(ct),
+        Some(Err(e)) => {
+            ui.say(format!(
+                "warning: {}: no slices in the HTML report for case {case}",
+                msd::error_chain(&*e)
+            ));
+            None
+        }
+        None => None,
+    };
+    // The case folder holds the labels (CASE/skull.nii.gz); an implant designed for it sits beside.
+    let implant = pred_path.parent().map(|d| d.join("implant.stl")).filter(|p| p.is_file());
+    Ok((ct, implant.map(|p| read_implant(&p)).transpose()?))
+}
+
+/// The input scan the study manifest records for `case`.
+fn study_input(args: &EvalArgs, case: &str) -> anyhow::Result<Option<PathBuf>> {
+    use msd::batch::{MANIFEST_FILE, Manifest};
+    let Some(dir) = &args.pred_dir else { return Ok(None) };
+    let manifest = Manifest::read(&dir.join(MANIFEST_FILE))?;
+    Ok(manifest.and_then(|m| m.cases.into_iter().find(|c| c.case == case)).map(|c| c.input))
+}
+
+/// Adds axial, coronal and sagittal slices of `ct` through the prediction's centre, the prediction
+/// (red) and the reference (green) drawn over it; meshes are voxelised on the CT's grid.
+fn slices(entry: HtmlCase, ct: &Volume<f32>, pred: &Shape, reference: &Shape) -> anyhow::Result<HtmlCase> {
+    let on_grid = |shape: &Shape, what: &str| -> anyhow::Result<LabelVolume> {
+        Ok(match shape {
+            Shape::Labels(l) => {
+                ct.check_same_grid(l, 1e-3).with_context(|| format!("the {what} is not on the CT's grid"))?;
+                l.clone()
+            }
+            Shape::Mesh(m) => msd::training::mesh_to_labels(m, ct)?,
+        })
+    };
+    let (pred, reference) = (on_grid(pred, "prediction")?, on_grid(reference, "reference")?);
+    let overlays = [
+        Overlay::new(&pred, SEGMENTATION_COLOUR).named("prediction"),
+        Overlay::new(&reference, REFERENCE_COLOUR).named("reference"),
+    ];
+    let at = Some(label_centre(&pred));
+    let mut entry = entry;
+    for plane in Plane::ALL {
+        let image = render_slice(ct, plane, at, &overlays, &PreviewOptions::default())?;
+        entry =
+            entry.image(format!("{} slice: prediction (red) and reference (green)", plane.name()), &image)?;
+    }
+    Ok(entry)
 }
 
 fn read_shape(path: &Path) -> anyhow::Result<Shape> {
