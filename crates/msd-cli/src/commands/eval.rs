@@ -193,6 +193,9 @@ fn report_json(report: &Report) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&value)?)
 }
 
+/// A case's CT and implant (its path and mesh) for the HTML report, where there are any.
+type HtmlExtras = (Option<Volume<f32>>, Option<(PathBuf, Mesh)>);
+
 /// The CT and the implant mesh of case `i` for the HTML report, where there are any: from --ct and
 /// --implant-mesh, or for a study (--pred-dir) the manifest's input and CASE/implant.stl. A study's
 /// CT that cannot be read any more (moved since segmenting) only costs its slices, with a warning.
@@ -202,7 +205,7 @@ fn html_extras(
     case: &str,
     pred_path: &Path,
     ui: &Ui,
-) -> anyhow::Result<(Option<Volume<f32>>, Option<(PathBuf, Mesh)>)> {
+) -> anyhow::Result<HtmlExtras> {
     let read_ct =
         |p: &Path| msd::io::read_volume(p).with_context(|| format!("cannot read the CT {}", p.display()));
     let read_implant = |p: &Path| -> anyhow::Result<(PathBuf, Mesh)> {
