@@ -281,8 +281,8 @@ html_path = os.path.join(results, "report", "study.html")
 html = open(html_path).read() if os.path.exists(html_path) else ""
 if 'id="msd-data"' not in html or "THREE" not in html:
     errors.append("report/study.html is missing or has no 3D view")
-elif "axial slice: prediction (red)" not in html or html.count("data:image/png;base64,") != 4 * len(cases):
-    errors.append("report/study.html lacks a render and three slices over the CT for each evaluated case")
+elif "axial slice: prediction (red)" not in html or html.count("data:image/png;base64,") != 5 * len(cases):
+    errors.append("report/study.html lacks a render, a histogram and three slices over the CT for each evaluated case")
 md = open(os.path.join(results, "report", "study.md")).read()
 for c in cases:
     if f"| {c} |" not in md:

@@ -193,7 +193,8 @@ fn threshold_mesh_label_and_eval_make_a_report() {
     // The HTML report: both cases, a deviation picture each, the meshes and the viewer inlined.
     let html = std::fs::read_to_string(f.path("report.html")).unwrap();
     assert!(html.contains("<td>thr</td>") && html.contains("<td>thr_largest</td>"));
-    assert_eq!(html.matches("data:image/png;base64,").count(), 2);
+    // A deviation render and a deviation histogram per case.
+    assert_eq!(html.matches("data:image/png;base64,").count(), 4);
     assert!(
         html.contains("id=\"msd-data\"") && html.contains("OrbitControls") && !html.contains("src=\"http")
     );
@@ -1238,7 +1239,11 @@ fn eval_takes_a_whole_study_from_a_batch_output_folder() {
     std::fs::copy(f.path("out/case1/skull.stl"), f.path("out/case1/implant.stl")).unwrap();
     ok(&f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--no-surface", "--html", "study.html"]));
     let html = std::fs::read_to_string(f.path("study.html")).unwrap();
-    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 4, "a render and three slices per case");
+    assert_eq!(
+        html.matches("data:image/png;base64,").count(),
+        2 * 5,
+        "render, histogram, three slices per case"
+    );
     assert_eq!(html.matches("\"role\":\"implant\"").count(), 1);
     fails(
         &f.msd(&["eval", "--pred-dir", "out", "--ref-dir", "refs", "--html", "x.html", "--ct", "ct.nii.gz"]),
@@ -1305,8 +1310,9 @@ fn the_html_report_shows_slices_over_the_ct_and_the_implant() {
     ]);
     ok(&o);
     let html = std::fs::read_to_string(f.path("r.html")).unwrap();
-    // The deviation render and three slices (axial, coronal, sagittal), each with its caption.
-    assert_eq!(html.matches("data:image/png;base64,").count(), 4);
+    // The deviation render, its histogram and three slices (axial, coronal, sagittal), each with
+    // its caption.
+    assert_eq!(html.matches("data:image/png;base64,").count(), 5);
     for plane in ["axial", "coronal", "sagittal"] {
         assert!(html.contains(&format!("{plane} slice: prediction (red) and reference (green)")), "{plane}");
     }

@@ -1,10 +1,9 @@
-//! Deviation maps: a surface coloured by its signed distance to a reference, and its histogram.
+//! Deviation maps: a surface coloured by its signed distance to a reference.
 //!
 //! The PLY carries per-vertex colours (blue inside the reference, white on it, red outside) and the
 //! signed distance itself as the vertex `quality` property, so MeshLab or ParaView can recolour it
-//! with their own scales. The PNG histogram uses the same colours; it has no text (the range is in
-//! [`DeviationMap::range_mm`]): ticks mark every millimetre (or a finer/coarser round step) and a
-//! grey line marks zero.
+//! with their own scales. The histogram of the distances is a picture, drawn with the others by
+//! `msd_report::histogram` in the same colours.
 use std::path::Path;
 
 use msd_geom::Mesh;
@@ -109,32 +108,6 @@ impl DeviationMap {
         })
     }
 
-    /// Writes a histogram of the signed distances as an RGB PNG (atomically): `bins` bars over
-    /// ±`range_mm` (default [`DeviationMap::range_mm`]); values beyond the range fall in the end
-    /// bars.
-    pub fn write_histogram_png(
-        &self,
-        path: impl AsRef<Path>,
-        bins: usize,
-        range_mm: Option<f64>,
-    ) -> Result<()> {
-        let path = path.as_ref();
-        let range = self.checked_range(range_mm)?;
-        if !(1..=2000).contains(&bins) {
-            return Err(Error::invalid("bins", format!("{bins}; use 1 to 2000")));
-        }
-        let image = histogram_image(&self.signed_mm, bins, range);
-        write_atomically(path, |w| {
-            let mut enc = png::Encoder::new(w, image.width as u32, image.height as u32);
-            enc.set_color(png::ColorType::Rgb);
-            enc.set_depth(png::BitDepth::Eight);
-            let png_err = |source| Error::Png { path: path.to_path_buf(), source };
-            let mut writer = enc.write_header().map_err(png_err)?;
-            writer.write_image_data(&image.rgb).map_err(png_err)?;
-            writer.finish().map_err(png_err)
-        })
-    }
-
     fn checked_range(&self, range_mm: Option<f64>) -> Result<f64> {
         let range = range_mm.unwrap_or_else(|| self.range_mm());
         if !(range.is_finite() && range > 0.0) {
@@ -153,68 +126,6 @@ pub fn deviation_colour(signed_mm: f64, range_mm: f64) -> [u8; 3] {
     if t >= 0.0 { [255, fade(t), fade(t)] } else { [fade(t), fade(t), 255] }
 }
 
-/// An RGB raster, row-major from the top.
-struct Image {
-    width: usize,
-    height: usize,
-    rgb: Vec<u8>,
-}
-
-impl Image {
-    fn fill(&mut self, x0: usize, y0: usize, x1: usize, y1: usize, c: [u8; 3]) {
-        for y in y0..y1.min(self.height) {
-            for x in x0..x1.min(self.width) {
-                self.rgb[(y * self.width + x) * 3..][..3].copy_from_slice(&c);
-            }
-        }
-    }
-}
-
-fn histogram_image(values: &[f32], bins: usize, range: f64) -> Image {
-    let (bar_w, plot_h, margin) = ((800 / bins).max(1), 300usize, 20usize);
-    let plot_w = bar_w * bins;
-    let (width, height) = (plot_w + 2 * margin, plot_h + 2 * margin + 8);
-    let mut img = Image { width, height, rgb: vec![255; width * height * 3] };
-    let mut counts = vec![0u64; bins];
-    for &v in values {
-        let u = (f64::from(v) + range) / (2.0 * range);
-        counts[((u * bins as f64).floor().max(0.0) as usize).min(bins - 1)] += 1;
-    }
-    let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-    let base = margin + plot_h;
-    for (b, &c) in counts.iter().enumerate() {
-        let h = (c as f64 / top * plot_h as f64).round() as usize;
-        let centre = -range + (b as f64 + 0.5) * 2.0 * range / bins as f64;
-        let x0 = margin + b * bar_w;
-        let colour = deviation_colour(centre, range);
-        // Pale bars would vanish on white: outline them in grey.
-        img.fill(x0, base - h, x0 + bar_w, base, [160, 160, 160]);
-        if bar_w > 2 && h > 1 {
-            img.fill(x0 + 1, base - h + 1, x0 + bar_w - 1, base, colour);
-        }
-    }
-    let x_of = |mm: f64| margin as f64 + (mm + range) / (2.0 * range) * plot_w as f64;
-    let zero = x_of(0.0).round() as usize;
-    img.fill(zero, margin, zero + 1, base, [128, 128, 128]);
-    img.fill(margin, base, margin + plot_w, base + 1, [0, 0, 0]);
-    let step = tick_step(range);
-    let mut k = (-range / step).ceil() as i64;
-    while (k as f64) * step <= range + 1e-9 {
-        let x = x_of(k as f64 * step).round() as usize;
-        let len = if k == 0 { 8 } else { 5 };
-        img.fill(x.min(width - 1), base, x.min(width - 1) + 1, base + len, [0, 0, 0]);
-        k += 1;
-    }
-    img
-}
-
-/// A round tick step (1, 2 or 5 × 10ⁿ mm) giving about 4 to 10 ticks on each side of zero.
-fn tick_step(range: f64) -> f64 {
-    let raw = range / 5.0;
-    let exp = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * exp).find(|s| *s >= raw).unwrap_or(10.0 * exp)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,15 +136,5 @@ mod tests {
         assert_eq!(deviation_colour(5.0, 1.0), [255, 0, 0]);
         assert_eq!(deviation_colour(-1.0, 1.0), [0, 0, 255]);
         assert_eq!(deviation_colour(f64::NAN, 1.0), [255, 255, 255]);
-    }
-
-    #[test]
-    fn histogram_counts_every_value_and_ticks_are_round() {
-        let vals: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) / 100.0).collect();
-        let img = histogram_image(&vals, 50, 2.0);
-        assert_eq!(img.rgb.len(), img.width * img.height * 3);
-        assert_eq!(tick_step(2.0), 0.5);
-        assert_eq!(tick_step(10.0), 2.0);
-        assert_eq!(tick_step(0.3), 0.1);
     }
 }

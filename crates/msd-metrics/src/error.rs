@@ -56,15 +56,6 @@ pub enum Error {
     /// An error from the volume layer other than plain file I/O.
     #[error(transparent)]
     Volume(msd_io::Error),
-    /// A PNG image could not be encoded.
-    #[error("PNG encoding failed for {path}")]
-    Png {
-        /// The file being written.
-        path: PathBuf,
-        /// The encoder's error.
-        #[source]
-        source: png::EncodingError,
-    },
     /// A report could not be serialised to JSON.
     #[error("JSON serialisation of the report failed")]
     Json(#[source] serde_json::Error),

@@ -17,7 +17,7 @@
 //! - A [`Region`] (a mask volume such as `defect_region.nii.gz`, or a sphere) restricts any of them:
 //!   "MAD near the defect" is one call.
 //! - [`DeviationMap`] colours a mesh by its signed distance to a reference ([`SurfaceIndex`],
-//!   [`signed_vertex_distances`]) and writes it as PLY, with a PNG histogram.
+//!   [`signed_vertex_distances`]) and writes it as PLY (its histogram is drawn by `msd-report`).
 //! - **Implants** ([`implant_scores`], [`defect_rim_band`]) get the AutoImplant challenge's
 //!   measures: Dice, boundary Dice in a band around the defect's rim, HD95.
 //! - [`CaseReport`] and [`Report`] collect cases and write Markdown, CSV and JSON with mean ± sd.

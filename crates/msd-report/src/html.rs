@@ -175,8 +175,9 @@ impl HtmlCase {
 
     /// A case of an evaluation: the prediction's and the reference's surfaces (a [`Mesh`] as it is;
     /// `msd_pipeline::Shape` meshes a label volume with `SurfaceOptions`' defaults), the prediction
-    /// coloured by its signed distance to the reference, and a [`Figure`](crate::render::Figure) of
-    /// it (front, left, top). An empty prediction is shown without deviation. The error is the
+    /// coloured by its signed distance to the reference, a [`Figure`](crate::render::Figure) of
+    /// it (front, left, top) and the histogram of the distances
+    /// ([`deviation_histogram`](crate::histogram::deviation_histogram)). An empty prediction is shown without deviation. The error is the
     /// shapes' own ([`CaseSurface::Error`]), which the report's errors convert into.
     pub fn from_shapes<S: CaseSurface>(
         name: impl Into<String>,
@@ -202,10 +203,20 @@ impl HtmlCase {
         };
         figure = figure.layer("prediction, signed distance to the reference", pred, paint);
         let image = figure.render()?;
-        HtmlCase::new(name)
-            .image("The prediction's surface coloured by its signed distance to the reference", &image)?
-            .mesh("reference", MeshRole::Reference, reference, None)?
-            .mesh("prediction", MeshRole::Prediction, pred, deviation.as_deref())
+        let mut case = HtmlCase::new(name)
+            .image("The prediction's surface coloured by its signed distance to the reference", &image)?;
+        if let Some(d) = &deviation {
+            let map = msd_metrics::DeviationMap::from_values(pred.clone(), d.clone())?;
+            let histogram = crate::histogram::deviation_histogram(&map, 60, None)?;
+            case = case
+                .image("How much of the prediction's surface lies how far from the reference", &histogram)?;
+        }
+        case.mesh("reference", MeshRole::Reference, reference, None)?.mesh(
+            "prediction",
+            MeshRole::Prediction,
+            pred,
+            deviation.as_deref(),
+        )
     }
 
     /// The deviation colour range ±mm the viewer uses: the 95th percentile of |deviation| over the
@@ -649,7 +660,9 @@ mod tests {
         // The prediction lies about 1 mm outside the reference everywhere: the range covers it.
         assert!(matches!(case.range_mm(), Some(r) if (1.0..=2.0).contains(&r)), "{:?}", case.range_mm());
         let html = HtmlReport::new("study").case(case).to_html();
-        assert_eq!(html.matches("data:image/png;base64,").count(), 1);
+        // The figure and the histogram of the deviations.
+        assert_eq!(html.matches("data:image/png;base64,").count(), 2);
+        assert!(html.contains("surface lies how far from the reference"));
         assert!(html.contains("\"role\":\"reference\"") && html.contains("\"role\":\"prediction\""));
         // An empty prediction is drawn without deviation.
         let empty = Mesh::new(Vec::new(), Vec::new()).unwrap();

@@ -11,6 +11,7 @@
 //! | [`render`] | smooth-shaded views of meshes from anatomical directions; [`Figure`](render::Figure): labelled views, a deviation colour bar in mm, a legend |
 //! | [`html`] | the self-contained HTML study report ([`HtmlReport`]): the metrics tables, the pictures and a three.js 3D view of each case's meshes |
 //! | [`loss_curve`] | a training run's loss curve as CSV and PNG |
+//! | [`histogram`] | the histogram of a surface's signed deviations, in the renders' colours, its axis in mm |
 //!
 //! Everything is in the workspace's conventions: volumes are `msd_io` volumes indexed `[z, y, x]`,
 //! meshes are `msd_geom` meshes in LPS millimetres, and every file is written whole or not at all
@@ -49,6 +50,7 @@
 
 mod atomic;
 mod error;
+pub mod histogram;
 pub mod html;
 pub mod image;
 pub mod loss_curve;
