@@ -24,14 +24,26 @@ fn reference_of(dir: &Path, case: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The (case, prediction, reference) triples of `--pred-dir` / `--ref-dir`, in the manifest's order.
-fn study_pairs(pred_dir: &Path, ref_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf, PathBuf)>> {
+/// One case to evaluate.
+struct EvalCase {
+    /// The case's name in the report.
+    name: String,
+    /// The predicted labels or mesh.
+    pred: PathBuf,
+    /// The reference labels or mesh.
+    reference: PathBuf,
+    /// The scan a study's manifest records the case was segmented from (`--pred-dir` only).
+    scan: Option<PathBuf>,
+}
+
+/// The cases of `--pred-dir` / `--ref-dir`, in the manifest's order.
+fn study_cases(pred_dir: &Path, ref_dir: &Path) -> anyhow::Result<Vec<EvalCase>> {
     use msd::batch::{CaseStatus, MANIFEST_FILE, Manifest};
     let path = pred_dir.join(MANIFEST_FILE);
     let manifest = Manifest::read(&path)?.with_context(|| {
         format!("{} has no {MANIFEST_FILE}: is it the --out-dir of msd segment?", pred_dir.display())
     })?;
-    let mut pairs = Vec::new();
+    let mut cases = Vec::new();
     for record in &manifest.cases {
         if !matches!(record.status, CaseStatus::Done | CaseStatus::Skipped) {
             continue;
@@ -48,22 +60,30 @@ fn study_pairs(pred_dir: &Path, ref_dir: &Path) -> anyhow::Result<Vec<(String, P
                 ref_dir.display()
             )
         })?;
-        pairs.push((record.case.clone(), pred_dir.join(labels), reference));
+        cases.push(EvalCase {
+            name: record.case.clone(),
+            pred: pred_dir.join(labels),
+            reference,
+            scan: Some(record.input.clone()),
+        });
     }
-    if pairs.is_empty() {
+    if cases.is_empty() {
         anyhow::bail!("{} records no finished case to evaluate", path.display());
     }
-    Ok(pairs)
+    Ok(cases)
 }
 
 pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
-    let pairs: Vec<(String, PathBuf, PathBuf)> = match (&args.pred_dir, &args.ref_dir) {
-        (Some(pred_dir), Some(ref_dir)) => study_pairs(pred_dir, ref_dir)?,
-        _ => {
-            args.pred.iter().zip(&args.reference).map(|(p, r)| (case_name(p), p.clone(), r.clone())).collect()
-        }
+    let cases: Vec<EvalCase> = match (&args.pred_dir, &args.ref_dir) {
+        (Some(pred_dir), Some(ref_dir)) => study_cases(pred_dir, ref_dir)?,
+        _ => args
+            .pred
+            .iter()
+            .zip(&args.reference)
+            .map(|(p, r)| EvalCase { name: case_name(p), pred: p.clone(), reference: r.clone(), scan: None })
+            .collect(),
     };
-    let n_cases = pairs.len().max(args.pred.len());
+    let n_cases = cases.len().max(args.pred.len());
     if args.pred_dir.is_none() && args.pred.len() != args.reference.len() {
         return Err(UsageError(format!(
             "{} --pred but {} --ref: give one reference per prediction, in the same order",
@@ -104,9 +124,9 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
     if !args.region.is_empty() {
         report = report.with_region_name("region");
     }
-    let bar = ui.bar(pairs.len() as u64, "evaluating");
+    let bar = ui.bar(cases.len() as u64, "evaluating");
     let mut html = args.html.as_ref().map(|_| HtmlReport::new("msd eval: predictions against references"));
-    for (i, (case, pred_path, ref_path)) in pairs.iter().enumerate() {
+    for (i, EvalCase { name: case, pred: pred_path, reference: ref_path, scan }) in cases.iter().enumerate() {
         // The two files are independent: read them at the same time (decompression and mesh
         // parsing are mostly one thread each).
         let (pred, reference) = std::thread::scope(|s| {
@@ -132,7 +152,7 @@ pub fn run(args: &EvalArgs, ui: &Ui) -> anyhow::Result<()> {
         if let Some(page) = html.take() {
             let mut entry = HtmlCase::from_shapes(case.as_str(), &pred, &reference)
                 .with_context(|| format!("cannot draw {} for the HTML report", pred_path.display()))?;
-            let (ct, implant) = html_extras(args, i, case, pred_path, ui)?;
+            let (ct, implant) = html_extras(args, i, case, pred_path, scan.as_deref(), ui)?;
             if let Some(ct) = ct {
                 entry = slices(entry, &ct, &pred, &reference).with_context(|| {
                     format!("cannot draw the slices of {} for the HTML report", pred_path.display())
@@ -197,13 +217,15 @@ fn report_json(report: &Report) -> anyhow::Result<String> {
 type HtmlExtras = (Option<Volume<f32>>, Option<(PathBuf, Mesh)>);
 
 /// The CT and the implant mesh of case `i` for the HTML report, where there are any: from --ct and
-/// --implant-mesh, or for a study (--pred-dir) the manifest's input and CASE/implant.stl. A study's
-/// CT that cannot be read any more (moved since segmenting) only costs its slices, with a warning.
+/// --implant-mesh, or for a study (--pred-dir) the manifest's input `scan` and CASE/implant.stl. A
+/// study's CT that cannot be read any more (moved since segmenting) only costs its slices, with a
+/// warning.
 fn html_extras(
     args: &EvalArgs,
     i: usize,
     case: &str,
     pred_path: &Path,
+    scan: Option<&Path>,
     ui: &Ui,
 ) -> anyhow::Result<HtmlExtras> {
     let read_ct =
@@ -218,8 +240,7 @@ fn html_extras(
         let implant = args.implant_mesh.get(i).map(|p| read_implant(p)).transpose()?;
         return Ok((ct, implant));
     }
-    let input = study_input(args, case)?;
-    let ct = match input.map(|p| read_ct(&p)) {
+    let ct = match scan.map(read_ct) {
         Some(Ok(ct)) => Some(ct),
         Some(Err(e)) => {
             ui.say(format!(
@@ -233,14 +254,6 @@ fn html_extras(
     // The case folder holds the labels (CASE/skull.nii.gz); an implant designed for it sits beside.
     let implant = pred_path.parent().map(|d| d.join("implant.stl")).filter(|p| p.is_file());
     Ok((ct, implant.map(|p| read_implant(&p)).transpose()?))
-}
-
-/// The input scan the study manifest records for `case`.
-fn study_input(args: &EvalArgs, case: &str) -> anyhow::Result<Option<PathBuf>> {
-    use msd::batch::{MANIFEST_FILE, Manifest};
-    let Some(dir) = &args.pred_dir else { return Ok(None) };
-    let manifest = Manifest::read(&dir.join(MANIFEST_FILE))?;
-    Ok(manifest.and_then(|m| m.cases.into_iter().find(|c| c.case == case)).map(|c| c.input))
 }
 
 /// Adds axial, coronal and sagittal slices of `ct` through the prediction's centre, the prediction
