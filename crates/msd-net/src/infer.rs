@@ -249,8 +249,9 @@ enum Accumulator {
     /// One pass, labels only: each plane's arg-max is written directly.
     Labels(Array3<u8>),
     /// The iso-surface snap of a two-class model, probabilities not kept: the sum of the skull
-    /// class's probability alone (the background's is one minus it), half the memory of `Sums`.
-    Skull(Array3<f32>),
+    /// class's probability alone (the background's is one minus it), half the memory of `Sums`,
+    /// and how to snap it.
+    Skull(Array3<f32>, IsoSnap),
     /// Probabilities asked for, or several passes of a model with more classes: per-class sums.
     Sums(Vec<Array3<f32>>),
 }
@@ -318,12 +319,15 @@ impl Model {
             }
             _ => None,
         };
-        let mut acc = if options.keep_probabilities || (options.axes.len() > 1 && snap.is_none()) {
-            Accumulator::Sums((0..k).map(|_| Array3::zeros(dims)).collect())
-        } else if snap.is_some() {
-            Accumulator::Skull(Array3::zeros(dims))
-        } else {
-            Accumulator::Labels(Array3::zeros(dims))
+        let mut acc = match snap {
+            _ if options.keep_probabilities => {
+                Accumulator::Sums((0..k).map(|_| Array3::zeros(dims)).collect())
+            }
+            Some(s) => Accumulator::Skull(Array3::zeros(dims), s),
+            None if options.axes.len() > 1 => {
+                Accumulator::Sums((0..k).map(|_| Array3::zeros(dims)).collect())
+            }
+            None => Accumulator::Labels(Array3::zeros(dims)),
         };
         let mut predictor = Predictor::new(self, device)?;
         let mut probs = Vec::new();
@@ -380,7 +384,7 @@ impl Model {
                             .collect();
                         view.iter_mut().zip(plane).for_each(|(d, s)| *d = s);
                     }
-                    Accumulator::Skull(skull) => {
+                    Accumulator::Skull(skull, _) => {
                         let mut view = skull.index_axis_mut(pa, i);
                         view.iter_mut().zip(&on_grid[hw..2 * hw]).for_each(|(d, v)| *d += v);
                     }
@@ -400,13 +404,14 @@ impl Model {
             Accumulator::Labels(labels) => {
                 Ok(Segmentation { labels: ct.with_data(labels)?, probabilities: Vec::new(), iso_snap: None })
             }
-            Accumulator::Skull(mut skull) => {
+            Accumulator::Skull(mut skull, s) => {
                 skull.mapv_inplace(|v| v * scale);
-                let labels = match snap {
-                    Some(s) => snap_to_iso(ct.data(), &skull, s.iso_hu, s.noise_hu, DEFAULT_BAND_VOXELS)?,
-                    None => skull.mapv(|p| u8::from(p >= 0.5)),
-                };
-                Ok(Segmentation { labels: ct.with_data(labels)?, probabilities: Vec::new(), iso_snap: snap })
+                let labels = snap_to_iso(ct.data(), &skull, s.iso_hu, s.noise_hu, DEFAULT_BAND_VOXELS)?;
+                Ok(Segmentation {
+                    labels: ct.with_data(labels)?,
+                    probabilities: Vec::new(),
+                    iso_snap: Some(s),
+                })
             }
             Accumulator::Sums(mut sums) => {
                 sums.iter_mut().for_each(|s| s.mapv_inplace(|v| v * scale));
