@@ -24,8 +24,9 @@ pub enum Error {
     /// A synthetic phantom could not be made.
     #[error(transparent)]
     Phantom(Box<msd_phantom::Error>),
-    /// A picture or report failed in a way none of the other variants describes. The report's
-    /// errors that have a variant here (invalid parameters, files, PNG encoding, the crates' errors)
+    /// A picture or report failed in a way none of the other variants describes (PNG encoding,
+    /// among others). The report's errors that have a variant here (invalid parameters, files, the
+    /// crates' errors)
     /// convert into that variant instead, so a preview that fails in a batch reads the same as one
     /// that fails on its own.
     #[error(transparent)]
@@ -55,15 +56,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Encoding a PNG preview failed.
-    #[error("could not encode PNG {path}")]
-    Png {
-        /// The file being written.
-        path: PathBuf,
-        /// The underlying cause.
-        #[source]
-        source: Box<png::EncodingError>,
-    },
 }
 
 macro_rules! boxed_from {
@@ -80,7 +72,7 @@ macro_rules! boxed_from {
 boxed_from!(Io: msd_io::Error, Geom: msd_geom::Error, Metrics: msd_metrics::Error, Net: msd_net::Error, Phantom: msd_phantom::Error);
 
 impl From<msd_report::Error> for Error {
-    /// Variant by variant: the report's `InvalidConfig`, `File`, `Png`, `Io`, `Geom` and `Metrics`
+    /// Variant by variant: the report's `InvalidConfig`, `File`, `Io`, `Geom` and `Metrics`
     /// become the same variants here (the workflow's errors before the report had a crate of its
     /// own); anything else is kept whole in [`Error::Report`].
     fn from(e: msd_report::Error) -> Self {
@@ -88,7 +80,6 @@ impl From<msd_report::Error> for Error {
         match e {
             R::InvalidConfig { what } => Error::InvalidConfig { what },
             R::File { path, source } => Error::File { path, source },
-            R::Png { path, source } => Error::Png { path, source },
             R::Io(e) => Error::Io(e),
             R::Geom(e) => Error::Geom(e),
             R::Metrics(e) => Error::Metrics(e),
