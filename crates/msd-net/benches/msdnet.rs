@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use msd_net::kernels::{self, Isa};
+use msd_net::kernels::{self, Bf16Forward, Bf16Isa, Isa};
 use msd_net::{Backend, BatchShape, CandleMsd, CpuBackend, LossConfig, MsdConfig, Params};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -102,6 +102,18 @@ fn network(c: &mut Criterion) {
                 g.throughput(Throughput::Elements(config.forward_flops(size, size) as u64));
                 g.bench_function(BenchmarkId::new(format!("forward_{}", isa.name()), size), |b| {
                     b.iter(|| other.forward(black_box(&input), shape).unwrap())
+                });
+            }
+        }
+        // Inference with bf16 feature maps on each bf16 instruction set this CPU has (the same
+        // FLOP count: the work is the same network's).
+        if size == 512 {
+            for isa in Bf16Isa::available().into_iter().filter(|&isa| isa != Bf16Isa::Portable) {
+                let mut net = Bf16Forward::new(isa, &config, &p).unwrap();
+                let mut logits = Vec::new();
+                g.throughput(Throughput::Elements(config.forward_flops(size, size) as u64));
+                g.bench_function(BenchmarkId::new(format!("forward_{}", isa.name()), size), |b| {
+                    b.iter(|| net.forward(black_box(&input), size, size, &mut logits).unwrap())
                 });
             }
         }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::boundary::{DEFAULT_BAND_VOXELS, estimate_noise_hu, snap_to_iso};
 use crate::cpu::final_layer;
-use crate::kernels::{self, Isa};
+use crate::kernels::{self, Bf16Forward, InferenceKernels, Isa, Precision};
 use crate::loss::softmax_planes;
 use crate::resample::{resample_plane, resampled_len};
 use crate::train::argmax;
@@ -59,6 +59,10 @@ pub struct SegmentOptions {
     /// pixels it never saw: on headsq's 3.2 mm pixels the shipped model (trained on 0.3–1.0 mm)
     /// does better at 1.0 mm.
     pub fit_to_trained_pixels: bool,
+    /// The number format of the feature maps on the CPU (default [`Precision::Auto`]: bf16 where
+    /// the CPU has AMX or AVX512-BF16, see [`crate::kernels::Bf16Forward`]; [`Precision::F32`] is
+    /// bit-for-bit the network training evaluates). A GPU runs `f32`.
+    pub precision: Precision,
 }
 
 impl Default for SegmentOptions {
@@ -71,6 +75,7 @@ impl Default for SegmentOptions {
             device: Device::Cpu,
             snap_to_iso: true,
             fit_to_trained_pixels: true,
+            precision: Precision::Auto,
         }
     }
 }
@@ -106,6 +111,17 @@ impl SegmentOptions {
     pub fn with_fit_to_trained_pixels(mut self, fit: bool) -> Self {
         self.fit_to_trained_pixels = fit;
         self
+    }
+
+    /// Returns the options with the feature maps in `precision` on the CPU.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// The kernels a CPU run of these options uses on this machine.
+    pub fn cpu_kernels(&self) -> InferenceKernels {
+        InferenceKernels::select(self.precision)
     }
 
     /// Returns the options with the network run on `device` ([`Device::Auto`] is resolved when
@@ -161,18 +177,25 @@ fn plane_axis(axis: SliceAxis) -> Axis {
 
 /// Runs a model's forward pass on single images, on the CPU or a GPU.
 enum Predictor<'a> {
-    /// The CPU kernels, reusing one feature buffer.
+    /// The `f32` CPU kernels, reusing one feature buffer.
     Cpu { model: &'a Model, isa: Isa, features: Vec<f32> },
+    /// The bf16 CPU kernels, weights packed once, buffers reused.
+    CpuBf16(Box<Bf16Forward>),
     /// The CUDA kernels, the network's parameters uploaded once.
     #[cfg(feature = "cuda")]
     Cuda(Box<crate::cuda::CudaMsd>),
 }
 
 impl<'a> Predictor<'a> {
-    /// A predictor on `device`, which must be concrete (resolved).
-    fn new(model: &'a Model, device: Device) -> Result<Self> {
+    /// A predictor on `device`, which must be concrete (resolved), with `kernels` on the CPU.
+    fn new(model: &'a Model, device: Device, kernels: InferenceKernels) -> Result<Self> {
         match device {
-            Device::Cpu => Ok(Predictor::Cpu { model, isa: Isa::detect(), features: Vec::new() }),
+            Device::Cpu => match kernels.checked()? {
+                InferenceKernels::F32(isa) => Ok(Predictor::Cpu { model, isa, features: Vec::new() }),
+                InferenceKernels::Bf16(isa) => {
+                    Ok(Predictor::CpuBf16(Box::new(Bf16Forward::new(isa, &model.config, &model.params)?)))
+                }
+            },
             Device::Cuda(ordinal) => Self::cuda(model, ordinal),
             Device::Auto => Err(Error::InvalidInput { what: "the device `auto` was not resolved".into() }),
         }
@@ -232,6 +255,11 @@ impl<'a> Predictor<'a> {
                 probs.resize(config.n_classes * hw, 0.0);
                 final_layer(config, params, features, hw, probs);
                 softmax_planes(probs, config.n_classes);
+                Ok(())
+            }
+            Predictor::CpuBf16(net) => {
+                net.forward(input, h, w, probs)?;
+                softmax_planes(probs, net.config().n_classes);
                 Ok(())
             }
             #[cfg(feature = "cuda")]
@@ -329,7 +357,7 @@ impl Model {
             }
             None => Accumulator::Labels(Array3::zeros(dims)),
         };
-        let mut predictor = Predictor::new(self, device)?;
+        let mut predictor = Predictor::new(self, device, options.cpu_kernels())?;
         let mut probs = Vec::new();
         let mut done = 0;
         let half = self.config.input_channels / 2;
@@ -445,12 +473,24 @@ impl Model {
     }
 
     /// Class probabilities `[n_classes][h][w]` for one image given in HU, `[input_channels][h][w]`,
-    /// at the image's own pixel spacing, on the CPU.
+    /// at the image's own pixel spacing, on the CPU in `f32` (as training evaluates it).
     pub fn predict_image(&self, hu: &[f32], height: usize, width: usize) -> Result<Vec<f32>> {
+        self.predict_image_with(hu, height, width, Precision::F32)
+    }
+
+    /// [`Model::predict_image`] with the feature maps in `precision`.
+    pub fn predict_image_with(
+        &self,
+        hu: &[f32],
+        height: usize,
+        width: usize,
+        precision: Precision,
+    ) -> Result<Vec<f32>> {
         self.validate()?;
         let input: Vec<f32> = hu.iter().map(|&v| self.normalization.apply(v)).collect();
         let mut probs = Vec::new();
-        Predictor::new(self, Device::Cpu)?.predict(&input, height, width, &mut probs)?;
+        Predictor::new(self, Device::Cpu, InferenceKernels::select(precision))?
+            .predict(&input, height, width, &mut probs)?;
         Ok(probs)
     }
 }

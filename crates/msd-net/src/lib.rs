@@ -118,6 +118,7 @@ pub use dataset::{Dataset, SliceRef};
 pub use device::{Device, ParseDeviceError, ResolvedDevice};
 pub use error::{Error, Result};
 pub use infer::{IsoSnap, SegmentOptions, Segmentation, SliceAxis};
+pub use kernels::Precision;
 pub use loss::{LossConfig, LossValue};
 pub use model::{MODEL_FORMAT_VERSION, Model};
 pub use normalization::Normalization;

@@ -164,7 +164,11 @@ fn inference_slabs_repeat_the_edge_slice() {
     for w in &mut model.params.final_weights {
         *w = rng.random_range(-1.0..1.0);
     }
-    let options = SegmentOptions::default().with_axes(vec![SliceAxis::Axial]).with_probabilities(true);
+    // f32 feature maps, as `predict_image` computes them: the check is of the slabs, exactly.
+    let options = SegmentOptions::default()
+        .with_axes(vec![SliceAxis::Axial])
+        .with_probabilities(true)
+        .with_precision(msd_net::Precision::F32);
     let seg = model.segment_with(&ct, &options, |_, _| {}).unwrap();
     let skull = seg.probabilities[1].data();
     assert!(skull.iter().any(|&p| (p - skull[[0, 0, 0]]).abs() > 1e-3), "the output does not vary");

@@ -21,6 +21,11 @@
 //!   dilation-`d` layer share `R + 2` input rows, two vectors wide, with the accumulators in
 //!   registers (AVX-512 / AVX2 intrinsics, one bounds check per call).
 //!
+//! **Inference in bf16** (`bf16/`): a forward pass for inference that stores the feature maps as
+//! bfloat16 and sums in `f32`, on AMX tiles or AVX512-BF16 dot products ([`Bf16Forward`]);
+//! [`Precision`] and [`InferenceKernels`] choose between it and the `f32` kernels at run time.
+//! Training always runs in `f32`.
+//!
 //! Band boundaries depend only on the image size, and weight gradients are summed band by band in
 //! order, so results are bit-identical whatever the number of threads. Memory: the feature and
 //! gradient buffers, plus a few MB of scratch per thread. Networks with a dilation above 64 (the
@@ -30,7 +35,9 @@ use std::sync::OnceLock;
 use crate::{Error, MsdConfig, Result};
 
 mod band;
+mod bf16;
 mod border;
+mod inference;
 mod micro;
 pub mod reference;
 mod schedule;
@@ -40,7 +47,9 @@ mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_micro;
 
+pub use bf16::{Bf16Forward, Bf16Isa};
 pub use border::reflect;
+pub use inference::{InferenceKernels, ParsePrecisionError, Precision};
 
 /// The instruction set a kernel runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

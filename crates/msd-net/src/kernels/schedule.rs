@@ -99,10 +99,33 @@ fn forward_pass(
             }
         })
         .collect();
-    let pass =
-        ForwardPass { h, w, pad: halo(config), inputs: &lo[channels.start * hw..], outs: &outs, from_bias };
+    conv_planes(
+        isa,
+        (h, w),
+        halo(config),
+        &lo[channels.start * hw..],
+        &outs,
+        &mut hi[..outs.len() * hw],
+        from_bias,
+    );
+}
+
+/// Adds the 3×3 convolutions of the planes `inputs` (`[channels][h][w]`) to the planes `planes`
+/// (`[outs.len()][h][w]`, one per entry of `outs`, starting from their biases when `from_bias`),
+/// in parallel bands of rows; `pad` is the scratch halo (at least every dilation).
+pub(crate) fn conv_planes(
+    isa: Isa,
+    (h, w): (usize, usize),
+    pad: usize,
+    inputs: &[f32],
+    outs: &[ForwardOut<'_>],
+    planes: &mut [f32],
+    from_bias: bool,
+) {
+    let hw = h * w;
+    let pass = ForwardPass { h, w, pad, inputs, outs, from_bias };
     let mut per_band: Vec<Vec<&mut [f32]>> = (0..h.div_ceil(FORWARD_BAND)).map(|_| Vec::new()).collect();
-    for plane in hi[..outs.len() * hw].chunks_exact_mut(hw) {
+    for plane in planes[..outs.len() * hw].chunks_exact_mut(hw) {
         for (b, rows) in plane.chunks_mut(FORWARD_BAND * w).enumerate() {
             per_band[b].push(rows);
         }
