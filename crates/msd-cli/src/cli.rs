@@ -16,9 +16,16 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The instruction set the CPU kernels run with on this machine (`avx512`, `avx2` or `scalar`).
+/// The instruction set the CPU training kernels run with on this machine (`avx512`, `avx2` or
+/// `scalar`).
 pub fn cpu_kernels() -> &'static str {
     msd::net::kernels::Isa::detect().name()
+}
+
+/// The kernels `msd segment` runs on this machine's CPU by default (`--precision auto`):
+/// `amx-bf16` or `avx512-bf16` where the CPU has them, else the `f32` ones (`avx512`, …).
+pub fn cpu_inference_kernels() -> &'static str {
+    msd::net::kernels::InferenceKernels::select(msd::net::kernels::Precision::Auto).name()
 }
 
 /// Whether this build has the CUDA kernels (the `cuda` feature).
@@ -27,21 +34,27 @@ pub const CUDA_COMPILED_IN: bool = cfg!(feature = "cuda");
 /// `msd -V`: the version, the CPU kernels chosen at run time and whether CUDA was compiled in.
 pub fn short_version() -> String {
     format!(
-        "{} (CPU kernels: {}, CUDA: {})",
+        "{} (CPU kernels: {} training, {} inference; CUDA: {})",
         env!("CARGO_PKG_VERSION"),
         cpu_kernels(),
+        cpu_inference_kernels(),
         if CUDA_COMPILED_IN { "compiled in" } else { "not compiled in" }
     )
 }
 
 /// `msd --version`: [`short_version`] plus every instruction set this CPU could run.
 pub fn long_version() -> String {
-    let available: Vec<&str> = msd::net::kernels::Isa::available().into_iter().map(|i| i.name()).collect();
+    use msd::net::kernels::{Bf16Isa, Isa};
+    let available: Vec<&str> = Isa::available().into_iter().map(|i| i.name()).collect();
+    let bf16: Vec<&str> = Bf16Isa::available().into_iter().map(|i| i.name()).collect();
     format!(
-        "{}\nCPU kernels: {} (this CPU runs: {})\nCUDA: {}",
+        "{}\nCPU kernels: {} for training (this CPU runs: {})\nCPU inference: {} by default \
+         (--precision auto; f32 with --precision f32; bf16 kernels this CPU runs: {})\nCUDA: {}",
         env!("CARGO_PKG_VERSION"),
         cpu_kernels(),
         available.join(", "),
+        cpu_inference_kernels(),
+        bf16.join(", "),
         if CUDA_COMPILED_IN {
             "compiled in (whether this machine can run it, driver, GPU and NVRTC, is checked when a \
              command runs with --device cuda or auto)"
@@ -301,6 +314,10 @@ pub struct SegmentArgs {
     /// has CUDA and one is usable, else the CPU).
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: msd::net::Device,
+    /// The number format of the feature maps on the CPU: auto (bf16 where the CPU has AMX or
+    /// AVX512-BF16, else f32), f32 (bit-for-bit what training evaluates) or bf16.
+    #[arg(long, value_name = "PRECISION", default_value = "auto")]
+    pub precision: msd::net::kernels::Precision,
 }
 
 /// `msd mesh`.

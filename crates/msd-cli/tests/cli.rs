@@ -87,8 +87,17 @@ fn version_names_the_cpu_kernels_and_whether_cuda_is_built_in() {
         long.contains(if cfg!(feature = "cuda") { "CUDA: compiled in" } else { "CUDA: not compiled in" }),
         "{long}"
     );
+    let inference = long
+        .lines()
+        .find_map(|l| l.strip_prefix("CPU inference: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{long}"));
+    assert!(["amx-bf16", "avx512-bf16", "avx512", "avx2", "scalar"].contains(&inference), "{long}");
     let short = ok(&f.msd(&["-V"]));
-    assert!(short.contains(&format!("(CPU kernels: {isa}, CUDA: ")), "{short}");
+    assert!(
+        short.contains(&format!("(CPU kernels: {isa} training, {inference} inference; CUDA: ")),
+        "{short}"
+    );
     // Subcommands report the same version.
     assert!(ok(&f.msd(&["train", "--version"])).contains("CPU kernels: "));
 }
@@ -1287,6 +1296,27 @@ fn pixels_outside_the_trained_range_are_resampled_unless_told_not_to() {
     let fitted = msd::io::read_labels(f.path("fitted.nii.gz")).unwrap();
     let native = msd::io::read_labels(f.path("native.nii.gz")).unwrap();
     assert_eq!(fitted.geometry(), native.geometry(), "both on the scan's grid");
+}
+
+#[test]
+fn segment_names_its_kernels_and_f32_is_one_flag_away() {
+    let f = Fixture::new();
+    let auto = f.msd(&["segment", "ct.nii.gz", "--out", "auto.nii.gz"]);
+    ok(&auto);
+    let kernels = msd::net::kernels::InferenceKernels::select(msd::net::kernels::Precision::Auto);
+    assert!(stderr(&auto).contains(&format!("backend cpu-{kernels}")), "{}", stderr(&auto));
+    let f32 = f.msd(&["segment", "ct.nii.gz", "--out", "f32.nii.gz", "--precision", "f32"]);
+    ok(&f32);
+    let isa = msd::net::kernels::Isa::detect().name();
+    assert!(stderr(&f32).contains(&format!("backend cpu-{isa})")), "{}", stderr(&f32));
+    // bf16 feature maps move a few boundary voxels at most.
+    let a = msd::io::read_labels(f.path("auto.nii.gz")).unwrap();
+    let b = msd::io::read_labels(f.path("f32.nii.gz")).unwrap();
+    let dice = msd::metrics::overlap(&a, &b).unwrap().dice();
+    assert!(dice >= 0.999, "Dice between the precisions {dice}");
+    let bad = f.msd(&["segment", "ct.nii.gz", "--out", "x.nii.gz", "--precision", "fp8"]);
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    assert!(stderr(&bad).contains("auto, f32 or bf16"), "{}", stderr(&bad));
 }
 
 #[test]

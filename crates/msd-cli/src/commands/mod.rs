@@ -104,7 +104,16 @@ pub fn resolve_device(device: Device, ui: &Ui) -> anyhow::Result<ResolvedDevice>
     Ok(resolved)
 }
 
-/// The backend name of the `msd train` / `msd segment` start line on a resolved device: the CPU
+/// The backend of the `msd segment` start line on a resolved device: the CPU inference kernels
+/// of its precision (`cpu-amx-bf16`, `cpu-avx512`, ...) or `cuda:N`.
+pub fn inference_backend_name(options: &msd::net::SegmentOptions, device: Device) -> String {
+    match device {
+        Device::Cuda(n) => format!("cuda:{n}"),
+        _ => format!("cpu-{}", options.cpu_kernels()),
+    }
+}
+
+/// The backend name of the `msd train` start line on a resolved device: the CPU
 /// kernels' (`cpu-avx512`, ...) or `cuda:N`.
 pub fn device_backend_name(network: &MsdConfig, engine: Engine, device: Device) -> anyhow::Result<String> {
     match device {

@@ -91,6 +91,7 @@ fn segment_options(args: &SegmentArgs, device: msd::net::Device) -> SegmentOptio
         .with_probabilities(args.probabilities.is_some())
         .with_snap_to_iso(!args.network_boundary)
         .with_fit_to_trained_pixels(!args.native_pixels)
+        .with_precision(args.precision)
         .with_device(device);
     if args.axes == Axes::All {
         options = options.with_axes(vec![SliceAxis::Axial, SliceAxis::Coronal, SliceAxis::Sagittal]);
@@ -128,6 +129,7 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
     let (model, model_name) = load_model(args.model.as_deref())?;
     let ct = super::read_ct_resampled(input, args.resample)?;
     let options = segment_options(args, device);
+    let backend = super::inference_backend_name(&options, device);
     let [sx, sy, sz] = ct.geometry().spacing();
     ui.say(format!(
         "segmenting {} ({} slices, {sx:.2} × {sy:.2} × {sz:.2} mm) with {model_name} (MSDnet depth {}, {} input channel(s), backend {}), {}",
@@ -135,7 +137,7 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
         ct.shape()[0],
         model.config.depth,
         model.config.input_channels,
-        super::device_backend_name(&model.config, msd::net::Engine::Kernels, device)?,
+        backend,
         grid_line(&model, &options, sy, sx)
     ));
     let start = std::time::Instant::now();
@@ -218,15 +220,16 @@ fn run_batch(args: &SegmentArgs, out_dir: &Path, cleanup: Cleanup, ui: &Ui) -> a
     }
     let device = super::resolve_device(args.device, ui)?.device();
     let (model, model_name) = load_model(args.model.as_deref())?;
+    let segment = segment_options(args, device);
     ui.say(format!(
         "segmenting {} case(s) into {} with {model_name} (MSDnet depth {}, backend {})",
         cases.len(),
         out_dir.display(),
         model.config.depth,
-        super::device_backend_name(&model.config, msd::net::Engine::Kernels, device)?,
+        super::inference_backend_name(&segment, device),
     ));
     let options = BatchOptions::default()
-        .with_segment(segment_options(args, device))
+        .with_segment(segment)
         .with_cleanup(cleanup)
         .with_dicom(super::dicom_options(args.resample))
         .with_probabilities(args.save_probabilities)
