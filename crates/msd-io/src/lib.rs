@@ -112,14 +112,17 @@ pub fn read_volume_with(path: impl AsRef<Path>, options: &dicom::ReadOptions) ->
 /// Reads a label volume (NIfTI-1 or NRRD) whose values are integers in 0..=255.
 ///
 /// Any other value (fractional, negative, above 255, NaN) gives [`Error::NotLabels`] naming the first
-/// offending voxel. NIfTI files go straight from the file's type to `u8` (no `f32` copy of the
-/// volume), decoded in parallel while the next part of the file is decompressed.
+/// offending voxel. The values go straight from the file's type to `u8` (no `f32` copy of the
+/// volume), decoded in parallel while the next part of the file is read or decompressed. A DICOM
+/// series (not a label format, but accepted) is read as `f32` and checked.
 pub fn read_labels(path: impl AsRef<Path>) -> Result<LabelVolume> {
     let path = path.as_ref();
-    if detect(path)? == Format::Nifti {
-        return nifti::read_labels(path);
+    match detect(path)? {
+        Format::Nifti => return nifti::read_labels(path),
+        Format::Nrrd => return nrrd::read_labels(path),
+        Format::Dicom => {}
     }
-    let volume = read_volume(path)?;
+    let volume = dicom::read(path)?;
     if let Some(((z, y, x), &v)) =
         volume.data().indexed_iter().find(|(_, v)| !(v.fract() == 0.0 && (0.0..=255.0).contains(*v)))
     {
@@ -255,13 +258,15 @@ pub struct ValueSummary {
 }
 
 /// Reads a volume in its stored number type where that is `u8`, `i16` or `u16` without rescaling
-/// (NIfTI-1), else as `f32` like [`read_volume`] (NRRD, DICOM, rescaled or other types). The values
-/// are the same as [`read_volume`]'s; only their type differs.
+/// (NIfTI-1; NRRD with raw or gzip encoding), else as `f32` like [`read_volume`] (DICOM, rescaled,
+/// text-encoded or other types). The values are the same as [`read_volume`]'s; only their type
+/// differs.
 pub fn read_volume_native(path: impl AsRef<Path>) -> Result<NativeVolume> {
     let path = path.as_ref();
     match detect(path)? {
         Format::Nifti => nifti::read_native(path),
-        _ => read_volume(path).map(NativeVolume::F32),
+        Format::Nrrd => nrrd::read_native(path),
+        Format::Dicom => read_volume(path).map(NativeVolume::F32),
     }
 }
 
