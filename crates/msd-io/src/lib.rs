@@ -9,7 +9,9 @@
 //! do not share one.
 //!
 //! The entry points are [`read_volume`] (any supported format, as `f32`), [`read_labels`] (integer
-//! label files, straight to `u8`), [`read_volume_native`] (the stored integer type) and [`write_volume`] (NIfTI-1 or NRRD by extension, written atomically). The
+//! label files, straight to `u8`), [`read_volume_native`] (the stored integer type),
+//! [`read_volume_header`] (shape and geometry, no voxel decoded) and [`write_volume`] (NIfTI-1 or
+//! NRRD by extension, written atomically). The
 //! [`dicom`], [`nifti`] and [`nrrd`] modules hold the format-specific readers, writers and options:
 //! series listing and selection, gantry-tilt and uneven-spacing policies, compression levels.
 //!
@@ -267,6 +269,40 @@ pub fn read_volume_native(path: impl AsRef<Path>) -> Result<NativeVolume> {
         Format::Nifti => nifti::read_native(path),
         Format::Nrrd => nrrd::read_native(path),
         Format::Dicom => read_volume(path).map(NativeVolume::F32),
+    }
+}
+
+/// What a volume file's header says about its grid, read without reading or decoding any voxel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct VolumeHeader {
+    /// Shape as `[z, y, x]`.
+    pub shape: [usize; 3],
+    /// The geometry placing the voxels in LPS millimetres.
+    pub geometry: Geometry,
+}
+
+/// Reads the shape and geometry of a NIfTI-1 or NRRD volume from its header alone: no voxel is
+/// read or decoded (of a `.nii.gz`, only the 348-byte header is decompressed), so it takes the same
+/// time for a 512³ volume as for a tiny one. The values are those [`read_volume`] would give.
+///
+/// A DICOM series has no one header (its grid comes from every slice's position):
+/// [`Error::Unsupported`]; [`dicom::list_series`] describes a folder without decoding pixels.
+pub fn read_volume_header(path: impl AsRef<Path>) -> Result<VolumeHeader> {
+    let path = path.as_ref();
+    match detect(path)? {
+        Format::Nifti => {
+            let h = nifti::read_header(path)?;
+            Ok(VolumeHeader { shape: h.shape, geometry: h.geometry })
+        }
+        Format::Nrrd => {
+            let h = nrrd::read_header(path)?;
+            Ok(VolumeHeader { shape: h.shape, geometry: h.geometry })
+        }
+        Format::Dicom => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "a header-only read of a DICOM series (its grid comes from every slice)".into(),
+        }),
     }
 }
 
