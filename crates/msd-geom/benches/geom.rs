@@ -68,8 +68,8 @@ fn benches(c: &mut Criterion) {
     g.bench_function("write_stl", |b| b.iter(|| msd_geom::write_stl(&stl, &surface).unwrap()));
     g.bench_function("read_stl_welded", |b| b.iter(|| msd_geom::read_stl(&stl).unwrap()));
     let ply = dir.path().join("shell.ply");
-    msd_geom::write_ply(&ply, &surface).unwrap();
-    g.bench_function("read_ply_binary", |b| b.iter(|| msd_geom::read_ply(&ply).unwrap()));
+    msd_geom::write_mesh(&ply, &surface).unwrap();
+    g.bench_function("read_ply_binary", |b| b.iter(|| msd_geom::read_mesh(&ply).unwrap()));
     g.bench_function("drop_small_components", |b| b.iter(|| surface.drop_small_components(50)));
     g.finish();
 

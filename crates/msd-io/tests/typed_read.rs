@@ -171,3 +171,23 @@ proptest! {
         check_labels(&p);
     }
 }
+
+/// The header-only read gives the grid the full read gives, for every format, and reads no voxel:
+/// it succeeds where the voxel data is cut short (#18: nothing decoded that is not needed).
+#[test]
+fn volume_header_matches_the_full_read_without_reading_voxels() {
+    let v = volume((20, 30, 40), 31, |s| (s % 7) as i16);
+    for name in ["h.nii.gz", "h.nii", "h.nrrd", "h.nhdr"] {
+        let (_d, p) = round_trip(&v, name);
+        let full = msd_io::read_volume(&p).unwrap();
+        let header = msd_io::read_volume_header(&p).unwrap();
+        assert_eq!((header.shape, header.geometry), (full.shape(), *full.geometry()), "{name}");
+    }
+    for name in ["cut.nii", "cut.nrrd"] {
+        let (_d, p) = round_trip(&v, name);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 1000]).unwrap();
+        assert!(msd_io::read_volume(&p).is_err(), "{name}");
+        assert_eq!(msd_io::read_volume_header(&p).unwrap().shape, [20, 30, 40], "{name}");
+    }
+}

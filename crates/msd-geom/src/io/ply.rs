@@ -511,8 +511,9 @@ fn fixed_layout(el: &Element) -> Option<FixedLayout> {
 fn parse_fixed_binary(bytes: &[u8], body_start: usize, elements: &[Element], big: bool) -> Option<Mesh> {
     use rayon::prelude::*;
     let mut pos = body_start;
-    let mut vertex_records: Option<(&[u8], [(usize, Scalar); 3], usize)> = None;
-    let mut face_records: Option<(&[u8], (usize, Scalar, Scalar), usize)> = None;
+    // The records of the vertex and face elements, with their layouts.
+    let mut vertex_records: Option<(&[u8], FixedLayout)> = None;
+    let mut face_records: Option<(&[u8], FixedLayout)> = None;
     for el in elements {
         let layout = fixed_layout(el)?;
         let count = usize::try_from(el.count).ok()?;
@@ -524,16 +525,13 @@ fn parse_fixed_binary(bytes: &[u8], body_start: usize, elements: &[Element], big
             // The general reader accepts several vertex or face elements; leave those to it.
             "vertex" if vertex_records.is_some() => return None,
             "face" if face_records.is_some() => return None,
-            "vertex" => vertex_records = Some((records, layout.xyz?, layout.stride)),
-            "face" => {
-                if let Some(list) = layout.indices {
-                    face_records = Some((records, list, layout.stride));
-                }
-            }
+            "vertex" => vertex_records = Some((records, layout)),
+            "face" => face_records = Some((records, layout)),
             _ => {}
         }
     }
-    let (records, xyz, stride) = vertex_records?;
+    let (records, layout) = vertex_records?;
+    let (xyz, stride) = (layout.xyz?, layout.stride);
     // A zero-byte stride (no properties) cannot hold x, y and z, so `stride` > 0 here.
     let vertices: Vec<[f32; 3]> = records
         .par_chunks_exact(stride)
@@ -544,7 +542,8 @@ fn parse_fixed_binary(bytes: &[u8], body_start: usize, elements: &[Element], big
         return None;
     }
     let nv = vertices.len();
-    let triangles: Vec<[u32; 3]> = match face_records {
+    let triangles: Vec<[u32; 3]> = match face_records.and_then(|(r, l)| Some((r, l.indices?, l.stride))) {
+        // No face element, or one without a list of vertex indices: no triangles.
         None => Vec::new(),
         Some((records, (at, ct, it), stride)) => records
             .par_chunks_exact(stride)
