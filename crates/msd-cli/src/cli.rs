@@ -102,6 +102,11 @@ pub struct InfoArgs {
     /// regular grid (`msd convert --resample` and `msd segment --resample` read it so).
     #[arg(long)]
     pub resample: bool,
+    /// Shape and geometry only, from the file's header: no voxel is read or decoded, so a 512³
+    /// volume takes as long as a tiny one (the value range is left out). NIfTI and NRRD volumes
+    /// only; a DICOM series or a mesh is read whole.
+    #[arg(long)]
+    pub header_only: bool,
 }
 
 /// `msd convert`.

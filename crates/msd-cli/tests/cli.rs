@@ -121,6 +121,32 @@ fn info_describes_volumes_and_meshes_as_text_and_json() {
     assert!(m["enclosed_volume_ml"].as_f64().unwrap() > 10.0);
 }
 
+/// `--header-only` reads the grid from the header and decodes no voxel: it agrees with the full
+/// read, leaves the values out, and succeeds on a file whose voxel data is cut short (#18).
+#[test]
+fn info_header_only_reads_no_voxel() {
+    let f = Fixture::new();
+    ok(&f.msd(&["convert", "ct.nii.gz", "ct.nii"]));
+    ok(&f.msd(&["convert", "ct.nii.gz", "ct.nrrd"]));
+    for name in ["ct.nii.gz", "ct.nii", "ct.nrrd"] {
+        let full = json(&ok(&f.msd(&["info", name, "--json"])));
+        let header = json(&ok(&f.msd(&["info", name, "--json", "--header-only"])));
+        for key in ["kind", "shape_zyx", "spacing_mm_xyz", "origin_lps_mm", "direction", "extent_mm_xyz"] {
+            assert_eq!(header[key], full[key], "{name} {key}");
+        }
+        assert!(full["hu_min"].is_number(), "{name}");
+        assert!(header.get("hu_min").is_none() && header.get("hu_mean").is_none(), "{name}: {header}");
+        let text = ok(&f.msd(&["info", name, "--header-only"]));
+        assert!(text.contains("72 × 88 × 48 voxels") && !text.contains("values"), "{text}");
+    }
+    // Half the voxel data gone: the full read is a truncation error, the header alone still reads.
+    let bytes = std::fs::read(f.path("ct.nii")).unwrap();
+    std::fs::write(f.path("cut.nii"), &bytes[..bytes.len() / 2]).unwrap();
+    fails(&f.msd(&["info", "cut.nii"]), 1, "cut.nii");
+    let header = json(&ok(&f.msd(&["info", "cut.nii", "--json", "--header-only"])));
+    assert_eq!(header["shape_zyx"], serde_json::json!([48, 88, 72]));
+}
+
 #[test]
 fn missing_and_corrupt_files_are_clear_errors() {
     let f = Fixture::new();

@@ -3,6 +3,8 @@
 //! * `marching_cubes/label_512x512x250`: [`label_surface`] of a synthetic skull-like shell on a
 //!   512 × 512 × 250 grid (voxels/s), and `scalar_512x512x250`: [`marching_cubes`] of the same
 //!   volume as `f32` at 0.5 (the same input scikit-image gets).
+//! * `mesh_files/*`: writing the big surface as binary STL, reading it back (welded), reading it as
+//!   binary PLY, and dropping its small components (triangles/s).
 //! * `voxelize/1M_triangles`: [`voxelize`] of a 1 M-triangle mesh onto the 512 × 512 × 250 grid
 //!   (triangles/s).
 //! * `cleanup/smooth_taubin_10_iterations` and `cleanup/decimate_to_20_percent_*` (with a 0.1 mm
@@ -65,6 +67,9 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(surface.triangles().len() as u64));
     g.bench_function("write_stl", |b| b.iter(|| msd_geom::write_stl(&stl, &surface).unwrap()));
     g.bench_function("read_stl_welded", |b| b.iter(|| msd_geom::read_stl(&stl).unwrap()));
+    let ply = dir.path().join("shell.ply");
+    msd_geom::write_mesh(&ply, &surface).unwrap();
+    g.bench_function("read_ply_binary", |b| b.iter(|| msd_geom::read_mesh(&ply).unwrap()));
     g.bench_function("drop_small_components", |b| b.iter(|| surface.drop_small_components(50)));
     g.finish();
 

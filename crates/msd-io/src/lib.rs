@@ -9,7 +9,9 @@
 //! do not share one.
 //!
 //! The entry points are [`read_volume`] (any supported format, as `f32`), [`read_labels`] (integer
-//! label files, straight to `u8`), [`read_volume_native`] (the stored integer type) and [`write_volume`] (NIfTI-1 or NRRD by extension, written atomically). The
+//! label files, straight to `u8`), [`read_volume_native`] (the stored integer type),
+//! [`read_volume_header`] (shape and geometry, no voxel decoded) and [`write_volume`] (NIfTI-1 or
+//! NRRD by extension, written atomically). The
 //! [`dicom`], [`nifti`] and [`nrrd`] modules hold the format-specific readers, writers and options:
 //! series listing and selection, gantry-tilt and uneven-spacing policies, compression levels.
 //!
@@ -112,14 +114,17 @@ pub fn read_volume_with(path: impl AsRef<Path>, options: &dicom::ReadOptions) ->
 /// Reads a label volume (NIfTI-1 or NRRD) whose values are integers in 0..=255.
 ///
 /// Any other value (fractional, negative, above 255, NaN) gives [`Error::NotLabels`] naming the first
-/// offending voxel. NIfTI files go straight from the file's type to `u8` (no `f32` copy of the
-/// volume), decoded in parallel while the next part of the file is decompressed.
+/// offending voxel. The values go straight from the file's type to `u8` (no `f32` copy of the
+/// volume), decoded in parallel while the next part of the file is read or decompressed. A DICOM
+/// series (not a label format, but accepted) is read as `f32` and checked.
 pub fn read_labels(path: impl AsRef<Path>) -> Result<LabelVolume> {
     let path = path.as_ref();
-    if detect(path)? == Format::Nifti {
-        return nifti::read_labels(path);
+    match detect(path)? {
+        Format::Nifti => return nifti::read_labels(path),
+        Format::Nrrd => return nrrd::read_labels(path),
+        Format::Dicom => {}
     }
-    let volume = read_volume(path)?;
+    let volume = dicom::read(path)?;
     if let Some(((z, y, x), &v)) =
         volume.data().indexed_iter().find(|(_, v)| !(v.fract() == 0.0 && (0.0..=255.0).contains(*v)))
     {
@@ -255,13 +260,49 @@ pub struct ValueSummary {
 }
 
 /// Reads a volume in its stored number type where that is `u8`, `i16` or `u16` without rescaling
-/// (NIfTI-1), else as `f32` like [`read_volume`] (NRRD, DICOM, rescaled or other types). The values
-/// are the same as [`read_volume`]'s; only their type differs.
+/// (NIfTI-1; NRRD with raw or gzip encoding), else as `f32` like [`read_volume`] (DICOM, rescaled,
+/// text-encoded or other types). The values are the same as [`read_volume`]'s; only their type
+/// differs.
 pub fn read_volume_native(path: impl AsRef<Path>) -> Result<NativeVolume> {
     let path = path.as_ref();
     match detect(path)? {
         Format::Nifti => nifti::read_native(path),
-        _ => read_volume(path).map(NativeVolume::F32),
+        Format::Nrrd => nrrd::read_native(path),
+        Format::Dicom => read_volume(path).map(NativeVolume::F32),
+    }
+}
+
+/// What a volume file's header says about its grid, read without reading or decoding any voxel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct VolumeHeader {
+    /// Shape as `[z, y, x]`.
+    pub shape: [usize; 3],
+    /// The geometry placing the voxels in LPS millimetres.
+    pub geometry: Geometry,
+}
+
+/// Reads the shape and geometry of a NIfTI-1 or NRRD volume from its header alone: no voxel is
+/// read or decoded (of a `.nii.gz`, only the 348-byte header is decompressed), so it takes the same
+/// time for a 512³ volume as for a tiny one. The values are those [`read_volume`] would give.
+///
+/// A DICOM series has no one header (its grid comes from every slice's position):
+/// [`Error::Unsupported`]; [`dicom::list_series`] describes a folder without decoding pixels.
+pub fn read_volume_header(path: impl AsRef<Path>) -> Result<VolumeHeader> {
+    let path = path.as_ref();
+    match detect(path)? {
+        Format::Nifti => {
+            let h = nifti::read_header(path)?;
+            Ok(VolumeHeader { shape: h.shape, geometry: h.geometry })
+        }
+        Format::Nrrd => {
+            let h = nrrd::read_header(path)?;
+            Ok(VolumeHeader { shape: h.shape, geometry: h.geometry })
+        }
+        Format::Dicom => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "a header-only read of a DICOM series (its grid comes from every slice)".into(),
+        }),
     }
 }
 

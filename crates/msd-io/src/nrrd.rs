@@ -24,7 +24,7 @@ use ndarray::Array3;
 
 use crate::error::{malformed, unsupported};
 use crate::payload::{self, MAX_DEFLATE_RATIO};
-use crate::voxel::{ByteOrder, ScalarType, VoxelType, for_each_le_chunk};
+use crate::voxel::{ByteOrder, NativeVoxel, ScalarType, VoxelType, for_each_le_chunk};
 use crate::{Error, Geometry, Result, Volume};
 
 /// Longest header accepted, in bytes: real headers are a few hundred bytes.
@@ -367,7 +367,17 @@ fn parse_vectors(text: &str) -> std::result::Result<Vec<Option<[f64; 3]>>, Strin
     Ok(out)
 }
 
-fn read_data(path: &Path, header: &Header, data_start: u64) -> Result<Volume<f32>> {
+/// Where a file's voxel values come from, positioned at the first value.
+enum Payload<'a> {
+    /// Raw or gzip bytes, ready to decode.
+    Binary { reader: Box<dyn Read + Send + 'a>, data_path: &'a Path, count: usize },
+    /// Decimal text, `skip` bytes before the first value.
+    Ascii { reader: BufReader<File>, data_path: &'a Path, count: usize, skip: u64 },
+}
+
+/// Opens the voxel data (the attached data after the header, or the detached data file), checks
+/// that the file can hold what the header announces, and moves to the first value.
+fn open_payload<'a>(path: &'a Path, header: &'a Header, data_start: u64) -> Result<Payload<'a>> {
     let (data_path, start) = match &header.data_file {
         Some(p) => (p.as_path(), 0),
         None => (path, data_start),
@@ -391,7 +401,7 @@ fn read_data(path: &Path, header: &Header, data_start: u64) -> Result<Volume<f32
         consumed += n as u64;
     }
     let remaining = len.saturating_sub(consumed);
-    let values = match header.encoding {
+    match header.encoding {
         Encoding::Raw => {
             let skip = if header.byte_skip == -1 {
                 remaining.checked_sub(bytes).ok_or(Error::Truncated {
@@ -410,7 +420,7 @@ fn read_data(path: &Path, header: &Header, data_start: u64) -> Result<Volume<f32
                 });
             }
             payload::skip(&mut reader, skip).map_err(|e| Error::io(data_path, e))?;
-            payload::read_f32(&mut reader, data_path, header.scalar, header.order, count, 1.0, 0.0)?
+            Ok(Payload::Binary { reader: Box::new(reader), data_path, count })
         }
         Encoding::Gzip => {
             let skip = header.byte_skip as u64;
@@ -426,7 +436,7 @@ fn read_data(path: &Path, header: &Header, data_start: u64) -> Result<Volume<f32
             if skipped < skip {
                 return Err(Error::Truncated { path: data_path.to_path_buf(), expected: bytes, found: 0 });
             }
-            payload::read_f32(&mut dec, data_path, header.scalar, header.order, count, 1.0, 0.0)?
+            Ok(Payload::Binary { reader: Box::new(dec), data_path, count })
         }
         Encoding::Ascii => {
             // Every value takes at least two bytes ("0 "), which bounds the count before allocating.
@@ -437,12 +447,102 @@ fn read_data(path: &Path, header: &Header, data_start: u64) -> Result<Volume<f32
                     found: remaining,
                 });
             }
-            read_ascii(&mut reader, data_path, header, count, header.byte_skip.max(0) as u64)?
+            Ok(Payload::Ascii { reader, data_path, count, skip: header.byte_skip.max(0) as u64 })
         }
-    };
+    }
+}
+
+/// Reads the voxel values as `f32`.
+fn read_f32_values(header: &Header, payload: Payload<'_>) -> Result<Vec<f32>> {
+    match payload {
+        Payload::Binary { mut reader, data_path, count } => {
+            payload::read_f32(&mut reader, data_path, header.scalar, header.order, count, 1.0, 0.0)
+        }
+        Payload::Ascii { mut reader, data_path, count, skip } => {
+            read_ascii(&mut reader, data_path, header, count, skip)
+        }
+    }
+}
+
+fn read_data(path: &Path, header: &Header, data_start: u64) -> Result<Volume<f32>> {
+    let values = read_f32_values(header, open_payload(path, header, data_start)?)?;
+    into_volume(path, header, values)
+}
+
+fn into_volume<T>(path: &Path, header: &Header, values: Vec<T>) -> Result<Volume<T>> {
     let data = Array3::from_shape_vec(header.shape, values)
         .map_err(|e| malformed(path, "sizes", format!("{:?}: {e}", header.shape)))?;
     Volume::new(data, header.geometry)
+}
+
+/// Reads a NRRD label file: every value must be an integer in 0..=255, else [`Error::NotLabels`]
+/// names the first voxel that is not. Raw and gzip data go from the file's type to the `u8` array
+/// without an intermediate `f32` copy, decoded in parallel while the next part of the file is read
+/// or decompressed.
+pub fn read_labels(path: impl AsRef<Path>) -> Result<Volume<u8>> {
+    let path = path.as_ref();
+    let (header, data_start) = parse(path)?;
+    let (values, bad) = match open_payload(path, &header, data_start)? {
+        Payload::Binary { mut reader, data_path, count } => {
+            payload::read_labels(&mut reader, data_path, header.scalar, header.order, count, 1.0, 0.0)?
+        }
+        ascii @ Payload::Ascii { .. } => {
+            // Text is parsed as numbers anyway; the labels are checked on the parsed values.
+            let values = read_f32_values(&header, ascii)?;
+            let bad = values.iter().position(|v| !(v.fract() == 0.0 && (0.0..=255.0).contains(v)));
+            let bad = bad.map(|i| (i, values[i]));
+            (values.into_iter().map(|v| v as u8).collect(), bad)
+        }
+    };
+    if let Some((i, v)) = bad {
+        let [_, ny, nx] = header.shape;
+        let index = [i / (ny * nx), (i / nx) % ny, i % nx];
+        return Err(Error::NotLabels { path: path.to_path_buf(), index, value: f64::from(v) });
+    }
+    into_volume(path, &header, values)
+}
+
+/// Reads a NRRD file in its stored type when that is `u8`, `i16` or `u16` with raw or gzip
+/// encoding (NRRD has no rescaling), else as `f32` like [`read()`]. The values are the same as
+/// [`read()`]'s; only their type differs.
+pub fn read_native(path: impl AsRef<Path>) -> Result<crate::NativeVolume> {
+    use crate::NativeVolume;
+    let path = path.as_ref();
+    let (header, data_start) = parse(path)?;
+    let (mut reader, data_path, count) = match open_payload(path, &header, data_start)? {
+        Payload::Binary { reader, data_path, count } => (reader, data_path, count),
+        ascii @ Payload::Ascii { .. } => {
+            return Ok(NativeVolume::F32(into_volume(path, &header, read_f32_values(&header, ascii)?)?));
+        }
+    };
+    let r = &mut reader;
+    Ok(match header.scalar {
+        ScalarType::U8 => NativeVolume::U8(read_typed(r, path, data_path, &header, count)?),
+        ScalarType::I16 => NativeVolume::I16(read_typed(r, path, data_path, &header, count)?),
+        ScalarType::U16 => NativeVolume::U16(read_typed(r, path, data_path, &header, count)?),
+        _ => {
+            let values = payload::read_f32(r, data_path, header.scalar, header.order, count, 1.0, 0.0)?;
+            NativeVolume::F32(into_volume(path, &header, values)?)
+        }
+    })
+}
+
+/// Reads `count` values stored as `T` straight into a `T` volume.
+fn read_typed<T: NativeVoxel>(
+    reader: &mut (dyn Read + Send + '_),
+    path: &Path,
+    data_path: &Path,
+    header: &Header,
+    count: usize,
+) -> Result<Volume<T>> {
+    debug_assert_eq!(header.scalar, T::SCALAR);
+    let order = header.order;
+    let (values, _) =
+        payload::read_decoded(reader, data_path, T::SCALAR.size(), count, |b, out: &mut [T]| {
+            T::decode_into(b, order, out);
+            None
+        })?;
+    into_volume(path, header, values)
 }
 
 fn read_ascii(

@@ -1,6 +1,6 @@
-//! The typed readers (`read_labels` straight to `u8`, `read_volume_native`) against the `f32` path
-//! they replace: the same values, the same first offending voxel, for every stored type, on volumes
-//! large enough to span several read buffers and parallel pieces.
+//! The typed readers (`read_labels` straight to `u8`, `read_volume_native`; NIfTI and NRRD) against
+//! the `f32` path they replace: the same values, the same first offending voxel, for every stored
+//! type, on volumes large enough to span several read buffers and parallel pieces.
 use msd_io::{Error, Geometry, NativeVolume, Volume, VoxelType};
 use ndarray::Array3;
 use proptest::prelude::*;
@@ -92,6 +92,63 @@ fn truncated_label_file_is_a_typed_error() {
     assert!(matches!(msd_io::read_labels(&p), Err(Error::Truncated { .. })), "{:?}", msd_io::read_labels(&p));
 }
 
+#[test]
+fn nrrd_raw_detached_and_ascii_labels_match_the_f32_path() {
+    use msd_io::nrrd::{self, Encoding, WriteOptions};
+    let shape = (70, 70, 70);
+    let raw = WriteOptions { encoding: Encoding::Raw, ..Default::default() };
+    let detached = WriteOptions { detached: true, ..Default::default() };
+    for (options, name) in [(&raw, "raw.nrrd"), (&detached, "d.nhdr")] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        nrrd::write(&p, &volume(shape, 21, |s| (s % 4) as u8), options).unwrap();
+        check_labels(&p);
+        assert!(matches!(msd_io::read_volume_native(&p).unwrap(), NativeVolume::U8(_)));
+        nrrd::write(&p, &volume(shape, 22, |s| if s % 50_000 == 3 { -1 } else { (s % 9) as i16 }), options)
+            .unwrap();
+        check_labels(&p);
+        let native = msd_io::read_volume_native(&p).unwrap();
+        assert!(matches!(native, NativeVolume::I16(_)));
+        assert_eq!(native.into_f32(), msd_io::read_volume(&p).unwrap());
+    }
+    // Files written elsewhere: gzip int16 (SimpleITK), detached big-endian float, ascii uint8.
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/nrrd");
+    for name in ["sitk_int16_gzip.nrrd", "pynrrd_float_be.nhdr", "pynrrd_uint8_ascii.nrrd"] {
+        let p = fixtures.join(name);
+        check_labels(&p);
+        assert_eq!(msd_io::read_volume_native(&p).unwrap().into_f32(), msd_io::read_volume(&p).unwrap());
+    }
+}
+
+/// A raw big-endian NRRD with a line skip and a byte skip, written by hand.
+#[test]
+fn nrrd_big_endian_with_skips_reads_the_same_typed() {
+    let (nx, ny, nz) = (300usize, 200, 9);
+    let values: Vec<u16> = (0..nx * ny * nz).map(|i| (i % 251) as u16).collect();
+    let mut b = format!(
+        "NRRD0004\ntype: ushort\ndimension: 3\nsizes: {nx} {ny} {nz}\nendian: big\nencoding: raw\n\
+         line skip: 1\nbyte skip: 3\nspacings: 0.5 0.5 2\n\nskipped line\nabc"
+    )
+    .into_bytes();
+    for v in &values {
+        b.extend_from_slice(&v.to_be_bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("be.nrrd");
+    std::fs::write(&p, &b).unwrap();
+    check_labels(&p);
+    let labels = msd_io::read_labels(&p).unwrap();
+    assert_eq!(labels.data()[[4, 7, 11]], ((4 * nx * ny + 7 * nx + 11) % 251) as u8);
+    let native = msd_io::read_volume_native(&p).unwrap();
+    let NativeVolume::U16(v) = &native else { panic!("{native:?}") };
+    assert_eq!(v.data().as_slice().unwrap(), values.as_slice());
+    assert_eq!(native.into_f32(), msd_io::read_volume(&p).unwrap());
+    // Cut short: a typed error from both typed readers.
+    std::fs::write(&p, &b[..b.len() - 5]).unwrap();
+    assert!(matches!(msd_io::read_labels(&p), Err(Error::Truncated { .. })));
+    assert!(matches!(msd_io::read_volume_native(&p), Err(Error::Truncated { .. })));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
@@ -110,5 +167,27 @@ proptest! {
         check_labels(&p);
         let (_d, p) = round_trip(&volume(shape, seed, |s| (s % 260) as u16), "q.nii");
         check_labels(&p);
+        let (_d, p) = round_trip(&volume(shape, seed, |s| (s % 260) as u16), "q.nrrd");
+        check_labels(&p);
+    }
+}
+
+/// The header-only read gives the grid the full read gives, for every format, and reads no voxel:
+/// it succeeds where the voxel data is cut short (#18: nothing decoded that is not needed).
+#[test]
+fn volume_header_matches_the_full_read_without_reading_voxels() {
+    let v = volume((20, 30, 40), 31, |s| (s % 7) as i16);
+    for name in ["h.nii.gz", "h.nii", "h.nrrd", "h.nhdr"] {
+        let (_d, p) = round_trip(&v, name);
+        let full = msd_io::read_volume(&p).unwrap();
+        let header = msd_io::read_volume_header(&p).unwrap();
+        assert_eq!((header.shape, header.geometry), (full.shape(), *full.geometry()), "{name}");
+    }
+    for name in ["cut.nii", "cut.nrrd"] {
+        let (_d, p) = round_trip(&v, name);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 1000]).unwrap();
+        assert!(msd_io::read_volume(&p).is_err(), "{name}");
+        assert_eq!(msd_io::read_volume_header(&p).unwrap().shape, [20, 30, 40], "{name}");
     }
 }

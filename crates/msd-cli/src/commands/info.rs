@@ -16,6 +16,14 @@ struct VolumeInfo {
     origin_lps_mm: [f64; 3],
     direction: [[f64; 3]; 3],
     extent_mm_xyz: [f64; 3],
+    /// The value range: left out (absent in JSON) with `--header-only`.
+    #[serde(flatten)]
+    values: Option<ValueInfo>,
+}
+
+/// The values of a volume: what needs every voxel decoded.
+#[derive(Debug, Serialize)]
+struct ValueInfo {
     hu_min: f32,
     hu_max: f32,
     hu_mean: f64,
@@ -86,7 +94,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
             print_mesh(&info);
         }
     } else {
-        let info = volume_info(path)?;
+        let info = if args.header_only { volume_header_info(path)? } else { volume_info(path)? };
         if args.json {
             println!("{}", serde_json::to_string_pretty(&info)?);
         } else {
@@ -179,23 +187,42 @@ fn volume_info(path: &Path) -> anyhow::Result<VolumeInfo> {
     Ok(describe_native(path, &v))
 }
 
+/// The grid alone, from the header: no voxel read.
+fn volume_header_info(path: &Path) -> anyhow::Result<VolumeInfo> {
+    use anyhow::Context as _;
+    let h = msd::io::read_volume_header(path)
+        .with_context(|| format!("cannot read the header of {}", path.display()))?;
+    Ok(describe_grid(path, h.shape, &h.geometry, None))
+}
+
 fn describe_native(path: &Path, v: &msd::io::NativeVolume) -> VolumeInfo {
-    let g = v.geometry();
     let summary = v.summary();
-    let [nz, ny, nx] = v.shape();
-    let s = g.spacing();
-    VolumeInfo {
-        path: path.to_path_buf(),
-        kind: "volume",
-        shape_zyx: v.shape(),
-        spacing_mm_xyz: s,
-        origin_lps_mm: g.origin(),
-        direction: g.direction(),
-        extent_mm_xyz: [nx as f64 * s[0], ny as f64 * s[1], nz as f64 * s[2]],
+    let values = ValueInfo {
         hu_min: summary.min,
         hu_max: summary.max,
         hu_mean: summary.mean,
         non_finite_voxels: summary.non_finite,
+    };
+    describe_grid(path, v.shape(), v.geometry(), Some(values))
+}
+
+fn describe_grid(
+    path: &Path,
+    shape: [usize; 3],
+    g: &msd::io::Geometry,
+    values: Option<ValueInfo>,
+) -> VolumeInfo {
+    let [nz, ny, nx] = shape;
+    let s = g.spacing();
+    VolumeInfo {
+        path: path.to_path_buf(),
+        kind: "volume",
+        shape_zyx: shape,
+        spacing_mm_xyz: s,
+        origin_lps_mm: g.origin(),
+        direction: g.direction(),
+        extent_mm_xyz: [nx as f64 * s[0], ny as f64 * s[1], nz as f64 * s[2]],
+        values,
     }
 }
 
@@ -240,9 +267,11 @@ fn print_volume(i: &VolumeInfo) {
         let label = if k == 0 { "direction (rows)" } else { "" };
         println!("  {label:<19} [{:+.5}, {:+.5}, {:+.5}]", row[0], row[1], row[2]);
     }
-    println!("  values              {} .. {} (mean {:.1})", i.hu_min, i.hu_max, i.hu_mean);
-    if i.non_finite_voxels > 0 {
-        println!("  non-finite voxels   {}", i.non_finite_voxels);
+    if let Some(v) = &i.values {
+        println!("  values              {} .. {} (mean {:.1})", v.hu_min, v.hu_max, v.hu_mean);
+        if v.non_finite_voxels > 0 {
+            println!("  non-finite voxels   {}", v.non_finite_voxels);
+        }
     }
 }
 

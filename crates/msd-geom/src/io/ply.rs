@@ -252,13 +252,25 @@ impl Body<'_> {
     }
 }
 
+/// A header's parse error.
+fn header_error(path: &Path, what: String) -> Error {
+    Error::Parse { path: path.to_path_buf(), format: "PLY", location: "header".into(), what }
+}
+
 pub(crate) fn parse_ply(bytes: &[u8], path: &Path) -> Result<Mesh> {
-    let perr = |what: String| Error::Parse {
-        path: path.to_path_buf(),
-        format: "PLY",
-        location: "header".into(),
-        what,
-    };
+    let (encoding, elements, body_start) = parse_header(bytes, path)?;
+    if let Encoding::Binary { big } = encoding
+        && let Some(mesh) = parse_fixed_binary(bytes, body_start, &elements, big)
+    {
+        return Ok(mesh);
+    }
+    parse_body(bytes, path, encoding, &elements, body_start)
+}
+
+/// Parses the header and checks every element count against the bytes after it; returns the
+/// encoding, the elements and where the body starts.
+fn parse_header(bytes: &[u8], path: &Path) -> Result<(Encoding, Vec<Element>, usize)> {
+    let perr = |what: String| header_error(path, what);
     let end = find(bytes, b"end_header")
         .ok_or_else(|| Error::Truncated { path: path.to_path_buf(), what: "no 'end_header' line".into() })?;
     let mut body_start = end + b"end_header".len();
@@ -336,11 +348,24 @@ pub(crate) fn parse_ply(bytes: &[u8], path: &Path) -> Result<Mesh> {
             });
         }
     }
+    Ok((encoding, elements, body_start))
+}
+
+/// Reads the body element by element, value by value: every encoding and layout, and the reader
+/// that says exactly where a file is wrong.
+fn parse_body(
+    bytes: &[u8],
+    path: &Path,
+    encoding: Encoding,
+    elements: &[Element],
+    body_start: usize,
+) -> Result<Mesh> {
+    let perr = |what: String| header_error(path, what);
     let mut body = Body { bytes, pos: body_start, encoding, path };
     let mut vertices: Vec<[f32; 3]> = Vec::new();
     let mut triangles: Vec<[u32; 3]> = Vec::new();
     let mut saw_vertex = false;
-    for el in &elements {
+    for el in elements {
         let is_vertex = el.name == "vertex";
         let is_face = el.name == "face";
         if is_vertex {
@@ -377,7 +402,7 @@ pub(crate) fn parse_ply(bytes: &[u8], path: &Path) -> Result<Mesh> {
                             return Err(perr(format!("{} {i} has a list of {n} items", el.name)));
                         }
                         let n = n as usize;
-                        let is_indices = is_face && (name == "vertex_indices" || name == "vertex_index");
+                        let is_indices = is_face && is_index_list(name);
                         if is_indices && n != 3 {
                             return Err(Error::NonTriangleFace {
                                 path: path.to_path_buf(),
@@ -422,13 +447,397 @@ pub(crate) fn parse_ply(bytes: &[u8], path: &Path) -> Result<Mesh> {
     Mesh::new(vertices, triangles)
 }
 
+/// Vertices decoded per parallel task on the fixed-layout path.
+const FAST_VERTICES: usize = 1 << 14;
+/// Faces decoded per parallel task on the fixed-layout path.
+const FAST_FACES: usize = 1 << 14;
+
+/// Whether `name` is the face list of vertex indices.
+fn is_index_list(name: &str) -> bool {
+    name == "vertex_indices" || name == "vertex_index"
+}
+
+/// Where an element's properties lie in a record of fixed size.
+struct FixedLayout {
+    /// Bytes per record.
+    stride: usize,
+    /// For the vertex element: the offset and type of `x`, `y` and `z` (the last of each name, as
+    /// the general reader keeps the last value it sees).
+    xyz: Option<[(usize, Scalar); 3]>,
+    /// For the face element: the offset of the index list's count, and its count and index types.
+    indices: Option<(usize, Scalar, Scalar)>,
+}
+
+/// The fixed-size record layout of `el`, when it has one: scalar properties only, except that a
+/// face may hold one list of vertex indices, taken to hold 3 of them (every count is checked).
+fn fixed_layout(el: &Element) -> Option<FixedLayout> {
+    let is_face = el.name == "face";
+    let mut stride = 0usize;
+    let mut axes: [Option<(usize, Scalar)>; 3] = [None; 3];
+    let mut indices = None;
+    for prop in &el.properties {
+        match prop {
+            Property::Scalar(name, t) => {
+                match name.as_str() {
+                    "x" => axes[0] = Some((stride, *t)),
+                    "y" => axes[1] = Some((stride, *t)),
+                    "z" => axes[2] = Some((stride, *t)),
+                    _ => {}
+                }
+                stride += t.size();
+            }
+            Property::List(name, c, i) if is_face && is_index_list(name) && indices.is_none() => {
+                indices = Some((stride, *c, *i));
+                stride += c.size() + 3 * i.size();
+            }
+            Property::List(..) => return None,
+        }
+    }
+    let xyz = match axes {
+        [Some(x), Some(y), Some(z)] => Some([x, y, z]),
+        _ => None,
+    };
+    Some(FixedLayout { stride, xyz, indices })
+}
+
+/// The fast path for binary PLY whose elements all have fixed-size records (the layout every
+/// mesh tool writes: scalar vertex properties, faces of one `list uchar int vertex_indices`
+/// with 3 indices): vertices and faces decoded in parallel straight from the bytes.
+///
+/// Returns `None` whenever the file is anything else or anything in it is wrong (a face that is
+/// not a triangle, a non-finite coordinate, an index out of range, a short file, an element the
+/// layout cannot place): the general reader then reads it and reports the first problem exactly.
+/// When it returns a mesh, that mesh is the one the general reader gives.
+fn parse_fixed_binary(bytes: &[u8], body_start: usize, elements: &[Element], big: bool) -> Option<Mesh> {
+    use rayon::prelude::*;
+    let mut pos = body_start;
+    // The records of the vertex and face elements, with their layouts.
+    let mut vertex_records: Option<(&[u8], FixedLayout)> = None;
+    let mut face_records: Option<(&[u8], FixedLayout)> = None;
+    for el in elements {
+        let layout = fixed_layout(el)?;
+        let count = usize::try_from(el.count).ok()?;
+        let len = count.checked_mul(layout.stride)?;
+        let end = pos.checked_add(len)?;
+        let records = bytes.get(pos..end)?;
+        pos = end;
+        match el.name.as_str() {
+            // The general reader accepts several vertex or face elements; leave those to it.
+            "vertex" if vertex_records.is_some() => return None,
+            "face" if face_records.is_some() => return None,
+            "vertex" => vertex_records = Some((records, layout)),
+            "face" => face_records = Some((records, layout)),
+            _ => {}
+        }
+    }
+    let (records, layout) = vertex_records?;
+    let (xyz, stride) = (layout.xyz?, layout.stride);
+    // A zero-byte stride (no properties) cannot hold x, y and z, so `stride` > 0 here.
+    let vertices: Vec<[f32; 3]> = records
+        .par_chunks_exact(stride)
+        .with_min_len(FAST_VERTICES)
+        .map(|r| xyz.map(|(at, t)| t.read(&r[at..], big) as f32))
+        .collect();
+    if vertices.par_iter().any(|p| p.iter().any(|c| !c.is_finite())) {
+        return None;
+    }
+    let nv = vertices.len();
+    let triangles: Vec<[u32; 3]> = match face_records.and_then(|(r, l)| Some((r, l.indices?, l.stride))) {
+        // No face element, or one without a list of vertex indices: no triangles.
+        None => Vec::new(),
+        Some((records, (at, ct, it), stride)) => records
+            .par_chunks_exact(stride)
+            .with_min_len(FAST_FACES)
+            .map(|r| {
+                let r = &r[at..];
+                // The general reader's tests, in its order and with its conversions.
+                let n = ct.read(r, big);
+                if !((0.0..=1e6).contains(&n) && n as usize == 3) {
+                    return None;
+                }
+                let mut t = [0u32; 3];
+                for (k, slot) in t.iter_mut().enumerate() {
+                    let v = it.read(&r[ct.size() + k * it.size()..], big);
+                    if !(v >= 0.0 && v < u32::MAX as f64) || v as u32 as usize >= nv {
+                        return None;
+                    }
+                    *slot = v as u32;
+                }
+                Some(t)
+            })
+            .collect::<Option<Vec<_>>>()?,
+    };
+    Some(Mesh::from_parts_unchecked(vertices, triangles))
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use proptest::prelude::*;
+
+    /// The general reader alone (value by value), the reference for the fixed-layout path.
+    fn parse_general(bytes: &[u8], path: &Path) -> Result<Mesh> {
+        let (encoding, elements, body_start) = parse_header(bytes, path)?;
+        parse_body(bytes, path, encoding, &elements, body_start)
+    }
+
+    /// Both readers give the same mesh, or errors that say the same thing.
+    fn assert_same(bytes: &[u8]) {
+        let path = Path::new("p.ply");
+        match (parse_ply(bytes, path), parse_general(bytes, path)) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("fast {a:?} vs general {b:?}"),
+        }
+    }
+
+    /// How a generated binary PLY lays out its records.
+    #[derive(Debug, Clone)]
+    struct Layout {
+        big: bool,
+        coord: Scalar,
+        /// Extra scalar properties before `x` and after `z`.
+        extra_before: Vec<Scalar>,
+        extra_after: Vec<Scalar>,
+        count: Scalar,
+        index: Scalar,
+        /// An element between vertices and faces.
+        middle_element: bool,
+    }
+
+    fn name(t: Scalar) -> &'static str {
+        match t {
+            Scalar::I8 => "char",
+            Scalar::U8 => "uchar",
+            Scalar::I16 => "short",
+            Scalar::U16 => "ushort",
+            Scalar::I32 => "int",
+            Scalar::U32 => "uint",
+            Scalar::F32 => "float",
+            Scalar::F64 => "double",
+        }
+    }
+
+    fn put(out: &mut Vec<u8>, t: Scalar, v: f64, big: bool) {
+        macro_rules! w {
+            ($t:ty) => {{
+                let x = v as $t;
+                out.extend_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() });
+            }};
+        }
+        match t {
+            Scalar::I8 => w!(i8),
+            Scalar::U8 => w!(u8),
+            Scalar::I16 => w!(i16),
+            Scalar::U16 => w!(u16),
+            Scalar::I32 => w!(i32),
+            Scalar::U32 => w!(u32),
+            Scalar::F32 => w!(f32),
+            Scalar::F64 => w!(f64),
+        }
+    }
+
+    /// A binary PLY of `vertices` and `faces` (lists of any length, indices as given) in `layout`.
+    fn binary_ply(layout: &Layout, vertices: &[[f64; 3]], faces: &[Vec<f64>]) -> Vec<u8> {
+        let big = layout.big;
+        let mut h = format!(
+            "ply\nformat binary_{}_endian 1.0\nelement vertex {}\n",
+            if big { "big" } else { "little" },
+            vertices.len()
+        );
+        for (k, t) in layout.extra_before.iter().enumerate() {
+            h += &format!("property {} before{k}\n", name(*t));
+        }
+        for c in ["x", "y", "z"] {
+            h += &format!("property {} {c}\n", name(layout.coord));
+        }
+        for (k, t) in layout.extra_after.iter().enumerate() {
+            h += &format!("property {} after{k}\n", name(*t));
+        }
+        if layout.middle_element {
+            h += "element material 2\nproperty uchar red\nproperty float shine\n";
+        }
+        h += &format!("element face {}\n", faces.len());
+        h += &format!(
+            "property list {} {} vertex_indices\nend_header\n",
+            name(layout.count),
+            name(layout.index)
+        );
+        let mut b = h.into_bytes();
+        for (i, p) in vertices.iter().enumerate() {
+            for t in &layout.extra_before {
+                put(&mut b, *t, (i % 100) as f64, big);
+            }
+            for &c in p {
+                put(&mut b, layout.coord, c, big);
+            }
+            for t in &layout.extra_after {
+                put(&mut b, *t, 7.0, big);
+            }
+        }
+        if layout.middle_element {
+            for _ in 0..2 {
+                put(&mut b, Scalar::U8, 9.0, big);
+                put(&mut b, Scalar::F32, 0.5, big);
+            }
+        }
+        for f in faces {
+            put(&mut b, layout.count, f.len() as f64, big);
+            for &i in f {
+                put(&mut b, layout.index, i, big);
+            }
+        }
+        b
+    }
+
+    fn any_scalar() -> impl Strategy<Value = Scalar> {
+        prop_oneof![
+            Just(Scalar::I8),
+            Just(Scalar::U8),
+            Just(Scalar::I16),
+            Just(Scalar::U16),
+            Just(Scalar::I32),
+            Just(Scalar::U32),
+            Just(Scalar::F32),
+            Just(Scalar::F64),
+        ]
+    }
+
+    fn any_layout() -> impl Strategy<Value = Layout> {
+        (
+            any::<bool>(),
+            prop_oneof![Just(Scalar::F32), Just(Scalar::F64), Just(Scalar::I16)],
+            proptest::collection::vec(any_scalar(), 0..3),
+            proptest::collection::vec(any_scalar(), 0..3),
+            prop_oneof![Just(Scalar::U8), Just(Scalar::I32), Just(Scalar::F32)],
+            prop_oneof![Just(Scalar::I32), Just(Scalar::U32), Just(Scalar::U16)],
+            any::<bool>(),
+        )
+            .prop_map(|(big, coord, extra_before, extra_after, count, index, middle_element)| {
+                Layout { big, coord, extra_before, extra_after, count, index, middle_element }
+            })
+    }
+
+    /// What to break in a generated file.
+    #[derive(Debug, Clone, Copy)]
+    enum Damage {
+        None,
+        /// Face `k` (mod the face count) becomes a quad.
+        Quad(usize),
+        /// Face `k` refers to a vertex past the end.
+        IndexOutOfRange(usize),
+        /// Vertex `k` gets an infinite coordinate (only where the coordinate type can hold one).
+        Infinite(usize),
+        /// The file loses its last `k` bytes.
+        Truncate(usize),
+    }
+
+    fn any_damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            3 => Just(Damage::None),
+            1 => any::<usize>().prop_map(Damage::Quad),
+            1 => any::<usize>().prop_map(Damage::IndexOutOfRange),
+            1 => any::<usize>().prop_map(Damage::Infinite),
+            1 => (1usize..40).prop_map(Damage::Truncate),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn fixed_layout_path_matches_the_general_reader(
+            layout in any_layout(),
+            nv in 1usize..60,
+            seed in any::<u64>(),
+            nf in 0usize..80,
+            damage in any_damage(),
+        ) {
+            let mut s = seed | 1;
+            let mut next = move || {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s
+            };
+            let mut vertices: Vec<[f64; 3]> =
+                (0..nv).map(|_| std::array::from_fn(|_| (next() % 200) as f64 * 0.25 - 25.0)).collect();
+            if layout.coord == Scalar::I16 {
+                vertices.iter_mut().flatten().for_each(|c| *c = c.round());
+            }
+            let mut faces: Vec<Vec<f64>> =
+                (0..nf).map(|_| (0..3).map(|_| (next() % nv as u64) as f64).collect()).collect();
+            match damage {
+                Damage::Quad(k) if nf > 0 => faces[k % nf].push(0.0),
+                Damage::IndexOutOfRange(k) if nf > 0 => faces[k % nf][1] = nv as f64,
+                Damage::Infinite(k) if layout.coord != Scalar::I16 => vertices[k % nv][2] = f64::INFINITY,
+                _ => {}
+            }
+            let mut bytes = binary_ply(&layout, &vertices, &faces);
+            if let Damage::Truncate(k) = damage {
+                bytes.truncate(bytes.len().saturating_sub(k));
+            }
+            assert_same(&bytes);
+            if matches!(damage, Damage::None) {
+                // Undamaged files take the fixed-layout path.
+                let (enc, elements, start) = parse_header(&bytes, Path::new("p.ply")).unwrap();
+                let Encoding::Binary { big } = enc else { unreachable!() };
+                prop_assert!(parse_fixed_binary(&bytes, start, &elements, big).is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn layouts_the_fast_path_leaves_to_the_general_reader() {
+        let tri = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
+        let layout = Layout {
+            big: false,
+            coord: Scalar::F32,
+            extra_before: vec![],
+            extra_after: vec![],
+            count: Scalar::U8,
+            index: Scalar::I32,
+            middle_element: false,
+        };
+        let plain = binary_ply(&layout, &tri, &[vec![0.0, 1.0, 2.0]]);
+        assert_same(&plain);
+        // A second list in the face element (texture coordinates): variable-size records.
+        let text = String::from_utf8_lossy(&plain).into_owned();
+        let header_end = text.find("end_header\n").unwrap();
+        let mut b = text[..header_end]
+            .replace("vertex_indices\n", "vertex_indices\nproperty list uchar float texcoord\n");
+        b += "end_header\n";
+        let mut bytes = b.into_bytes();
+        bytes.extend_from_slice(&plain[header_end + "end_header\n".len()..]);
+        bytes.push(2);
+        bytes.extend_from_slice(&0.5f32.to_le_bytes());
+        bytes.extend_from_slice(&0.25f32.to_le_bytes());
+        let (_, elements, start) = parse_header(&bytes, Path::new("t.ply")).unwrap();
+        assert!(parse_fixed_binary(&bytes, start, &elements, false).is_none());
+        assert_same(&bytes);
+        assert_eq!(parse_ply(&bytes, Path::new("t.ply")).unwrap().triangles(), &[[0, 1, 2]]);
+    }
+
+    /// The CThead reference skull (written by another tool as STL) through our binary PLY: the
+    /// fixed-layout path, the general reader and the STL agree exactly.
+    #[test]
+    #[cfg_attr(not(msd_shared_data), ignore = "needs ../shared/data")]
+    fn real_skull_reads_the_same_both_ways() {
+        let stl = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cthead/skull_ref.stl");
+        let mesh = crate::read_mesh(stl).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("skull.ply");
+        write_ply(&p, &mesh).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let fast = parse_ply(&bytes, &p).unwrap();
+        assert_eq!(fast, mesh);
+        assert_eq!(fast, parse_general(&bytes, &p).unwrap());
+    }
 
     #[test]
     fn quad_face_is_refused() {
