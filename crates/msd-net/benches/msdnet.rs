@@ -1,6 +1,7 @@
 //! MSDnet CPU benchmarks: one dilated layer at several channel counts, the depth-100 width-1
-//! network's forward pass and training step at 256² and 512², the candle-composed reference in the
-//! same run for the ratio, and this machine's FP32 FMA peak and memory bandwidth for scale.
+//! network's forward pass (`f32` on each instruction set, and bf16 on AVX512-BF16 and AMX) and
+//! training step at 256² and 512², the candle-composed reference in the same run for the ratio,
+//! and this machine's FP32 FMA, bf16 dot-product and AMX peaks and memory bandwidth for scale.
 //!
 //! `cargo bench -p msd-net --bench msdnet -- --warm-up-time 1 --measurement-time 3`
 use std::hint::black_box;
@@ -151,6 +152,23 @@ fn machine(c: &mut Criterion) {
     g.bench_function(format!("fp32_fma_peak_{threads}_threads"), |b| {
         b.iter(|| (0..threads).into_par_iter().map(|t| fma_loop(ITERS, t as f32)).sum::<f32>())
     });
+    // bf16 dot products (`vdpbf16ps`: 32 multiply-adds per instruction) and AMX tiles
+    // (`tdpbf16ps`: 16 × 16 × 32), where the CPU has them.
+    if Bf16Isa::Avx512Bf16.is_supported() {
+        g.throughput(Throughput::Elements((threads * ITERS * 12 * 16 * 4) as u64));
+        g.bench_function(format!("bf16_dot_peak_{threads}_threads"), |b| {
+            b.iter(|| {
+                (0..threads).into_par_iter().map(|t| peaks::bf16_dot_loop(ITERS, t as f32)).sum::<f32>()
+            })
+        });
+    }
+    if Bf16Isa::Amx.is_supported() {
+        const TILE_ITERS: usize = 1 << 14;
+        g.throughput(Throughput::Elements((threads * TILE_ITERS * 4 * 16 * 16 * 32 * 2) as u64));
+        g.bench_function(format!("amx_bf16_peak_{threads}_threads"), |b| {
+            b.iter(|| (0..threads).into_par_iter().map(|_| peaks::amx_loop(TILE_ITERS)).sum::<f32>())
+        });
+    }
     // Stream-like copy of 256 MiB (read + write counted).
     let n = 64 << 20;
     let src = vec![1.0f32; n];
@@ -217,6 +235,92 @@ fn fma_loop(iters: usize, seed: f32) -> f32 {
         }
     }
     acc.iter().sum()
+}
+
+/// The bf16 peaks, on the instructions the bf16 kernels use.
+mod peaks {
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::x86_64::*;
+    use std::hint::black_box;
+
+    /// `iters` rounds of 12 independent `vdpbf16ps` (64 FLOP each per lane pair: 16 lanes × 2
+    /// products × 2); returns a value depending on all of them. Call only where AVX512-BF16 is.
+    #[cfg(target_arch = "x86_64")]
+    pub fn bf16_dot_loop(iters: usize, seed: f32) -> f32 {
+        #[target_feature(enable = "avx512f,avx512bf16")]
+        fn run(iters: usize, seed: f32) -> f32 {
+            let a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(black_box(0.5)), _mm512_set1_ps(black_box(0.25)));
+            let mut acc = [_mm512_set1_ps(seed); 12];
+            for _ in 0..iters {
+                for v in acc.iter_mut() {
+                    *v = _mm512_dpbf16_ps(*v, a, a);
+                }
+            }
+            acc.iter().map(|v| _mm512_reduce_add_ps(*v)).sum()
+        }
+        assert!(is_x86_feature_detected!("avx512bf16"));
+        // SAFETY: AVX512-BF16 (and so AVX-512F) checked just above.
+        unsafe { run(iters, seed) }
+    }
+
+    /// `iters` rounds of 4 independent `tdpbf16ps` on tiles already loaded; returns the first
+    /// accumulator's first value. Call only where AMX is usable (`Bf16Isa::Amx.is_supported()`,
+    /// which also asks Linux for the permission).
+    #[cfg(target_arch = "x86_64")]
+    pub fn amx_loop(iters: usize) -> f32 {
+        use std::arch::asm;
+        #[repr(C, align(64))]
+        struct TileConfig {
+            palette: u8,
+            start_row: u8,
+            reserved: [u8; 14],
+            colsb: [u16; 16],
+            rows: [u8; 16],
+        }
+        let mut cfg =
+            TileConfig { palette: 1, start_row: 0, reserved: [0; 14], colsb: [0; 16], rows: [0; 16] };
+        for t in 0..8 {
+            cfg.colsb[t] = 64;
+            cfg.rows[t] = 16;
+        }
+        let ones = vec![0x3f80u16; 16 * 32];
+        let mut out = vec![0f32; 16 * 16];
+        // SAFETY: the caller checked AMX and the permission; every load reads 16 rows of 64 bytes
+        // of `ones` and the store writes 16 rows of 64 bytes into `out`.
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
+            asm!(
+                "tileloadd tmm4, [{p} + {s}*1]",
+                "tileloadd tmm5, [{p} + {s}*1]",
+                "tileloadd tmm6, [{p} + {s}*1]",
+                "tileloadd tmm7, [{p} + {s}*1]",
+                "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+                p = in(reg) ones.as_ptr(), s = in(reg) 64usize, options(nostack, readonly)
+            );
+            for _ in 0..iters {
+                asm!(
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    options(nostack, nomem)
+                );
+            }
+            asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) out.as_mut_ptr(), s = in(reg) 64usize, options(nostack));
+            asm!("tilerelease", options(nostack, nomem));
+        }
+        out[0]
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn bf16_dot_loop(_iters: usize, _seed: f32) -> f32 {
+        unreachable!("AVX512-BF16 is x86_64 only")
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn amx_loop(_iters: usize) -> f32 {
+        unreachable!("AMX is x86_64 only")
+    }
 }
 
 criterion_group!(benches, machine, layer, network);
