@@ -11,7 +11,8 @@
 //! - [`MsdConfig`]: the architecture (depth, width, dilations `1 + (i mod 10)`, input channels —
 //!   1 or `2k + 1` for 2.5D slabs — and classes);
 //! - [`kernels`]: the CPU forward and backward kernels (AVX-512, AVX2 + FMA or portable, chosen at
-//!   run time), the naive reference loops they are tested against, and [`CandleMsd`], the same
+//!   run time), inference with bf16 feature maps on AMX or AVX512-BF16 ([`kernels::Bf16Forward`],
+//!   chosen by [`Precision`]), the naive reference loops they are tested against, and [`CandleMsd`], the same
 //!   network composed from candle's `conv2d` (the test oracle and benchmark baseline);
 //! - [`msd_block`] / [`MsdBlockOp`]: the 3×3 block as a candle custom op whose forward and
 //!   backward call the kernels, so a model can train through candle's autograd and optimisers;
