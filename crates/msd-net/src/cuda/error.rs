@@ -51,6 +51,16 @@ pub enum Error {
         /// What did not fit.
         reason: String,
     },
+    /// The driver refused to queue a kernel (a launch that its checks passed; an earlier
+    /// asynchronous failure can also surface here).
+    #[error("CUDA driver refused to launch {kernel}: {source}")]
+    Launch {
+        /// The kernel's entry point.
+        kernel: &'static str,
+        /// The driver's error code.
+        #[source]
+        source: DriverError,
+    },
     /// A launch whose grid or shared memory exceeds what the device allows.
     #[error("launch of {kernel} does not fit the device: {reason}")]
     LaunchTooLarge {

@@ -6,9 +6,8 @@ use cudarc::driver::CudaSlice;
 
 use super::device::CudaDevice;
 use super::error::{DriverContext, Error, Result};
-use super::launch::DzInput;
 use super::launch::{
-    self, AdamStep, Batch, DzLayout, FeatureStorage, Features, Group, Head, Layer, LossBackward,
+    self, AdamStep, Batch, DzInput, DzLayout, FeatureStorage, Features, Group, Head, Layer, LossBackward,
     Normalisation,
 };
 use super::shape::{InputNorm, Layout, check_config, check_params, flatten, unflatten};
