@@ -26,16 +26,21 @@ impl BatchShape {
     /// Checks that the batch is not empty and that `inputs` holds `images × input_channels ×
     /// height × width` values for `config`; returns the pixels of one image.
     pub fn check_inputs(&self, config: &MsdConfig, inputs: &[f32]) -> Result<usize> {
-        let hw = self.height.checked_mul(self.width).filter(|&v| v > 0).ok_or_else(|| {
-            Error::InvalidInput { what: format!("batch shape {self:?} has no pixels or overflows") }
-        })?;
+        let dims = || vec![self.images, config.input_channels, self.height, self.width];
+        let hw = self
+            .height
+            .checked_mul(self.width)
+            .ok_or_else(|| Error::TooLarge { what: "input batch", dims: dims() })?;
+        if hw == 0 {
+            return Err(Error::EmptyImage { height: self.height, width: self.width });
+        }
         if self.images == 0 {
-            return Err(Error::InvalidInput { what: "empty batch".into() });
+            return Err(Error::EmptyBatch);
         }
         let need = hw
             .checked_mul(config.input_channels)
             .and_then(|v| v.checked_mul(self.images))
-            .ok_or_else(|| Error::InvalidInput { what: format!("batch shape {self:?} overflows") })?;
+            .ok_or_else(|| Error::TooLarge { what: "input batch", dims: dims() })?;
         if inputs.len() != need {
             return Err(Error::len("input batch", need, inputs.len()));
         }

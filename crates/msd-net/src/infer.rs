@@ -174,7 +174,7 @@ impl<'a> Predictor<'a> {
         match device {
             Device::Cpu => Ok(Predictor::Cpu { model, isa: Isa::detect(), features: Vec::new() }),
             Device::Cuda(ordinal) => Self::cuda(model, ordinal),
-            Device::Auto => Err(Error::InvalidInput { what: "the device `auto` was not resolved".into() }),
+            Device::Auto => Err(Error::UnresolvedDevice { device }),
         }
     }
 
@@ -212,19 +212,16 @@ impl<'a> Predictor<'a> {
         match self {
             Predictor::Cpu { model, isa, features } => {
                 let config = &model.config;
-                let hw = h
-                    .checked_mul(w)
-                    .filter(|&v| v > 0)
-                    .ok_or_else(|| Error::InvalidInput { what: format!("an image of {h} × {w} pixels") })?;
+                let c_total = config.total_channels();
+                let too_large = || Error::TooLarge { what: "feature buffer", dims: vec![c_total, h, w] };
+                let hw = h.checked_mul(w).ok_or_else(too_large)?;
+                if hw == 0 {
+                    return Err(Error::EmptyImage { height: h, width: w });
+                }
                 if input.len() != config.input_channels * hw {
                     return Err(Error::len("input image", config.input_channels * hw, input.len()));
                 }
-                let need = config.total_channels().checked_mul(hw).ok_or_else(|| Error::InvalidInput {
-                    what: format!(
-                        "feature buffer of {} channels × {h} × {w} overflows",
-                        config.total_channels()
-                    ),
-                })?;
+                let need = c_total.checked_mul(hw).ok_or_else(too_large)?;
                 features.resize(need, 0.0);
                 features[..input.len()].copy_from_slice(input);
                 let params = &model.params;
@@ -292,9 +289,10 @@ impl Model {
     /// finish.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an unusable volume or option set; [`Error::CudaNotBuilt`] /
+    /// [`Error::NoSliceAxis`] without a slice axis, [`Error::EmptyImage`] for a volume without
+    /// voxels, an invalid model ([`Model::validate`]); [`Error::CudaNotBuilt`] /
     /// [`Error::CudaUnavailable`] when [`SegmentOptions::device`] is a GPU this build or machine
-    /// cannot use; [`Error::Backend`] when the GPU fails while running.
+    /// cannot use; `Error::Cuda` (feature `cuda`) when the GPU fails while running.
     pub fn segment_with(
         &self,
         ct: &Volume<f32>,
@@ -303,7 +301,7 @@ impl Model {
     ) -> Result<Segmentation> {
         self.validate()?;
         if options.axes.is_empty() {
-            return Err(Error::InvalidInput { what: "no slice axis to segment along".into() });
+            return Err(Error::NoSliceAxis);
         }
         let device = options.device.resolve()?.device();
         let k = self.config.n_classes;

@@ -27,9 +27,11 @@ fn without_a_gpu_creation_is_a_typed_error() {
         assert!(matches!(CudaDevice::new(0), Err(Error::CudaUnavailable { .. })));
         let err = CudaBackend::new(0, &config).expect_err("no driver, no backend");
         assert!(matches!(err, Error::CudaUnavailable { .. }), "{err}");
-        // The crate's error keeps the reason.
+        // The crate's error keeps the CUDA error whole, as its source.
         let as_crate: msd_net::Error = err.into();
-        assert!(as_crate.to_string().contains("CUDA is not available"), "{as_crate}");
+        assert!(matches!(&as_crate, msd_net::Error::Cuda(Error::CudaUnavailable { .. })), "{as_crate:?}");
+        let source = std::error::Error::source(&as_crate).map(|s| s.to_string()).unwrap_or_default();
+        assert!(source.contains("CUDA is not available"), "{source}");
         return;
     }
     // A machine with a driver: either a working device or a typed reason why not.

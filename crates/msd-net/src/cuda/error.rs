@@ -22,7 +22,7 @@ pub enum Error {
         reason: String,
     },
     /// A CUDA driver call failed.
-    #[error("CUDA driver error while {context}: {source}")]
+    #[error("CUDA driver error while {context}")]
     Driver {
         /// What the backend was doing.
         context: &'static str,
@@ -53,7 +53,7 @@ pub enum Error {
     },
     /// The driver refused to queue a kernel (a launch that its checks passed; an earlier
     /// asynchronous failure can also surface here).
-    #[error("CUDA driver refused to launch {kernel}: {source}")]
+    #[error("CUDA driver refused to launch {kernel}")]
     Launch {
         /// The kernel's entry point.
         kernel: &'static str,
@@ -95,10 +95,12 @@ impl<T> DriverContext<T> for std::result::Result<T, DriverError> {
 }
 
 impl From<Error> for crate::Error {
+    /// A crate error that passed through the backend ([`Error::Net`]) comes back as itself; every
+    /// other CUDA error is kept whole as the source of [`crate::Error::Cuda`].
     fn from(e: Error) -> Self {
         match e {
             Error::Net(inner) => *inner,
-            other => crate::Error::Backend { backend: "cuda".to_owned(), what: other.to_string() },
+            other => crate::Error::Cuda(other),
         }
     }
 }
