@@ -126,6 +126,15 @@ pub enum Error {
         /// What must run before it.
         needs: &'static str,
     },
+    /// A feature storage this backend does not offer (reduced precision is the CUDA backend's);
+    /// use [`FeatureStorage::F32`](crate::FeatureStorage::F32) or the CUDA backend.
+    #[error("the {backend} backend does not offer {storage:?} feature storage (use F32)")]
+    UnsupportedStorage {
+        /// The backend's name.
+        backend: String,
+        /// The storage asked for.
+        storage: crate::FeatureStorage,
+    },
     /// [`SegmentOptions::axes`](crate::SegmentOptions::axes) is empty: give at least one slice axis.
     #[error("no slice axis to segment along (SegmentOptions::axes is empty)")]
     NoSliceAxis,

@@ -45,7 +45,7 @@ pub struct SegmentOptions {
     /// Keep one probability volume per class in [`Segmentation::probabilities`] (default `false`).
     pub keep_probabilities: bool,
     /// Where the network runs (default [`Device::Cpu`]). On a CUDA GPU each plane goes through the
-    /// hand-written CUDA kernels (`cuda::CudaMsd`, feature `cuda`); everything else
+    /// hand-written CUDA kernels (`cuda::CudaBackend`, feature `cuda`); everything else
     /// (normalisation, resampling, fusing, arg-max) is the same code as on the CPU.
     pub device: Device,
     /// Place the skull boundary on the CT's iso-surface at the model's label definition
@@ -165,7 +165,7 @@ enum Predictor<'a> {
     Cpu { model: &'a Model, isa: Isa, features: Vec<f32> },
     /// The CUDA kernels, the network's parameters uploaded once.
     #[cfg(feature = "cuda")]
-    Cuda(Box<crate::cuda::CudaMsd>),
+    Cuda(Box<crate::cuda::CudaBackend>),
 }
 
 impl<'a> Predictor<'a> {
@@ -182,7 +182,8 @@ impl<'a> Predictor<'a> {
     fn cuda(model: &'a Model, ordinal: usize) -> Result<Self> {
         use std::sync::{Arc, Mutex};
 
-        use crate::cuda::{CudaDevice, CudaMsd, InputNorm};
+        use crate::Backend;
+        use crate::cuda::{CudaBackend, CudaDevice};
         // Opened once per process and GPU: the context and the NVRTC-compiled kernels then serve
         // every later volume (a batch segments many).
         static OPENED: Mutex<Vec<(usize, Arc<CudaDevice>)>> = Mutex::new(Vec::new());
@@ -197,9 +198,10 @@ impl<'a> Predictor<'a> {
                 }
             }
         };
-        // Inputs arrive normalised, as for the CPU kernels.
-        let norm = InputNorm::identity(model.config.input_channels);
-        Ok(Predictor::Cuda(Box::new(CudaMsd::new(dev, model.config.clone(), &model.params, norm)?)))
+        // Inputs arrive normalised, as for the CPU kernels (the backend's default).
+        let mut backend = CudaBackend::on_device(dev, &model.config)?;
+        backend.set_params(&model.params)?;
+        Ok(Predictor::Cuda(Box::new(backend)))
     }
 
     #[cfg(not(feature = "cuda"))]
@@ -233,9 +235,10 @@ impl<'a> Predictor<'a> {
             }
             #[cfg(feature = "cuda")]
             Predictor::Cuda(net) => {
-                net.forward(input, 1, h, w)?;
-                *probs = net.probabilities()?;
-                Ok(())
+                use crate::{Backend, BatchShape};
+                net.forward(input, BatchShape { images: 1, height: h, width: w })?;
+                probs.resize(net.config().n_classes * h * w, 0.0);
+                net.probabilities(probs)
             }
         }
     }

@@ -13,7 +13,9 @@
 //! - [`kernels`]: the CPU forward and backward kernels (AVX-512, AVX2 + FMA or portable, chosen at
 //!   run time) and the naive reference loops they are tested against;
 //! - [`Backend`] / [`CpuBackend`]: the kernel-level operations of training and inference behind
-//!   one trait, so that a GPU backend (the `cuda` feature) plugs into the same training loop;
+//!   one trait, with streamed segmentation of whole stacks of slices ([`Backend::segment_slices`],
+//!   [`InferenceOptions`]), so that the GPU backend (`cuda::CudaBackend`, feature `cuda`) plugs
+//!   into the same training loop and inference;
 //! - the candle integration and the test oracle (one module, `src/candle/`, re-exported here):
 //!   [`msd_block`] / [`MsdBlockOp`], the 3×3 block as a candle custom op whose forward and
 //!   backward call the kernels, so a model can train through candle's autograd and optimisers;
@@ -106,7 +108,7 @@ mod schedule;
 mod train;
 
 pub use augment::{Augmentation, add_correlated_noise};
-pub use backend::{AdamConfig, AdamState, Backend, BatchShape};
+pub use backend::{AdamConfig, AdamState, Backend, BatchShape, FeatureStorage, InferenceOptions};
 pub use boundary::{DEFAULT_BAND_VOXELS, MIN_NOISE_HU, estimate_noise_hu, snap_to_iso};
 pub use candle::{CandleBackend, CandleMsd, MsdBlockOp, msd_block, symmetric_pad};
 pub use config::MsdConfig;

@@ -83,7 +83,7 @@ pub(crate) fn conv_forward(
         OP,
         (batch.w.div_ceil(BLOCK_X), batch.h.div_ceil(BLOCK_Y * FWD_ROWS), batch.images * groups),
     )?;
-    let name = KERNELS[usize::from(!tiled_path) * 2 + usize::from(ocb == 4)][feat.storage().suffix()];
+    let name = KERNELS[usize::from(!tiled_path) * 2 + usize::from(ocb == 4)][feat.kernel_index()];
     let kernel = Kernel::load(dev, KernelModule::ConvForward, name)?;
     let ints = [
         int(layer.cin, OP, "cin")?,

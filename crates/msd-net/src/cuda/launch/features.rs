@@ -1,34 +1,11 @@
-//! The device feature buffer `[images][c_total][h][w]` in its storage type: what every layer reads
-//! and writes, f32 for training, f16 or bf16 to halve the memory traffic of inference.
+//! The device feature buffer `[images][c_total][h][w]` in its storage type ([`FeatureStorage`]): what
+//! every layer reads and writes, f32 for training, f16 or bf16 to halve the memory traffic of inference.
 
 use cudarc::driver::{CudaSlice, LaunchArgs, PushKernelArg};
 
 use super::super::device::CudaDevice;
 use super::super::error::{DriverContext, Error, Result};
-
-/// How feature maps are stored on the device. Arithmetic is always f32; reduced precision halves the
-/// memory traffic of inference and is not offered for training.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub enum FeatureStorage {
-    /// 32-bit floats (training and exact inference).
-    #[default]
-    F32,
-    /// IEEE half precision.
-    F16,
-    /// bfloat16.
-    Bf16,
-}
-
-impl FeatureStorage {
-    /// The index of this storage in the `[f32, f16, bf16]` tables of kernel names.
-    pub(super) fn suffix(self) -> usize {
-        match self {
-            FeatureStorage::F32 => 0,
-            FeatureStorage::F16 => 1,
-            FeatureStorage::Bf16 => 2,
-        }
-    }
-}
+use crate::FeatureStorage;
 
 /// A device feature buffer `[images][c_total][h][w]` in one of the storage types.
 #[derive(Debug)]
@@ -68,11 +45,12 @@ impl Features {
         }
     }
 
-    pub(crate) fn storage(&self) -> FeatureStorage {
+    /// The index of this buffer's storage in the `[f32, f16, bf16]` tables of kernel names.
+    pub(super) fn kernel_index(&self) -> usize {
         match self {
-            Features::F32(_) => FeatureStorage::F32,
-            Features::F16(_) => FeatureStorage::F16,
-            Features::Bf16(_) => FeatureStorage::Bf16,
+            Features::F32(_) => 0,
+            Features::F16(_) => 1,
+            Features::Bf16(_) => 2,
         }
     }
 

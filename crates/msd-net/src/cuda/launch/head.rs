@@ -68,7 +68,7 @@ pub(crate) fn input_normalize(
         int(c_total, OP, "c_total")?,
         int(batch.plane(), OP, "h·w")?,
     ];
-    let kernel = Kernel::load(dev, KernelModule::Head, INPUT_NORMALIZE[feat.storage().suffix()])?;
+    let kernel = Kernel::load(dev, KernelModule::Head, INPUT_NORMALIZE[feat.kernel_index()])?;
     // SAFETY: the argument list matches input_normalize_* (raw, feat, mean, inv_std, images, c_in, c_total,
     // plane); the kernel reads images·c_in·plane raw values and writes the first c_in channels of
     // images·c_total·plane feature values, both checked above; the grid-stride loop bounds every index.
@@ -149,7 +149,7 @@ pub(crate) fn head_softmax(
     need(weight.len() == head.n_classes * head.c_total && bias.len() == head.n_classes, OP, || {
         format!("head weights/bias hold {}/{}", weight.len(), bias.len())
     })?;
-    let kernel = Kernel::load(dev, KernelModule::Head, HEAD_SOFTMAX[feat.storage().suffix()])?;
+    let kernel = Kernel::load(dev, KernelModule::Head, HEAD_SOFTMAX[feat.kernel_index()])?;
     let ints = head_ints(OP, &head, &batch)?;
     // SAFETY: arguments match head_softmax_* (feat, weight, bias, probs, images, c_total, n_classes,
     // plane). One thread per pixel of images·plane (threads past it return after the barrier); it reads
@@ -182,7 +182,7 @@ pub(crate) fn head_argmax(
     need(weight.len() == head.n_classes * head.c_total && bias.len() == head.n_classes, OP, || {
         format!("head weights/bias hold {}/{}", weight.len(), bias.len())
     })?;
-    let kernel = Kernel::load(dev, KernelModule::Head, HEAD_ARGMAX[feat.storage().suffix()])?;
+    let kernel = Kernel::load(dev, KernelModule::Head, HEAD_ARGMAX[feat.kernel_index()])?;
     let ints = head_ints(OP, &head, &batch)?;
     // SAFETY: arguments match head_argmax_* (feat, weight, bias, labels, images, c_total, n_classes,
     // plane); as head_softmax, writing one label per pixel of images·plane (checked).

@@ -7,7 +7,7 @@
 //!
 //! | file | kernels (`.cu`) |
 //! |---|---|
-//! | `features.rs` | none: the feature buffer in its storage type (f32, f16, bf16) |
+//! | `features.rs` | none: the feature buffer in its storage type ([`FeatureStorage`](crate::FeatureStorage)) |
 //! | `conv_forward.rs` | `conv3x3_forward_*` (`conv_forward.cu`) |
 //! | `conv_backward.rs` | `relu_mask`, `conv3x3_backward_input_o*`, `conv3x3_weight_grad_*` (`conv_backward.cu`) |
 //! | `conv_group.rs` | `conv3x3_backward_input_group`, `conv3x3_weight_grad_group`: the grouped backward (`conv_backward.cu`) |
@@ -31,7 +31,6 @@ pub(crate) use conv_backward::{
 };
 pub(crate) use conv_forward::{Layer, conv_forward};
 pub(crate) use conv_group::{GROUP_SLOTS, Group, conv_backward_input_group, conv_weight_grad_group};
-pub use features::FeatureStorage;
 pub(crate) use features::Features;
 pub use head::MAX_CLASSES;
 pub(crate) use head::{
