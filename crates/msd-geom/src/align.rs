@@ -2,9 +2,7 @@
 //! from a coarse start by centroids and principal axes, because gold-standard models exported from
 //! design software are often in another frame than the scan.
 //!
-//! Closest points on the fixed surface come from `parry3d`'s triangle-mesh BVH
-//! (`PointQueryWithLocation` on `TriMesh`), which answers exact point-to-triangle projections in
-//! logarithmic time and is shared read-only across rayon threads.
+//! How closest points are found is documented on [`align_icp`].
 use msd_io::Volume;
 use parry3d::math::Vector;
 use parry3d::query::PointQueryWithLocation;
@@ -332,6 +330,10 @@ fn solve6(mut a: [[f64; 6]; 6], mut b: [f64; 6]) -> Option<[f64; 6]> {
 /// The start is the translation between the surfaces' centroids; with
 /// [`AlignOptions::coarse_start`], also the four rotations that map the moving principal axes onto
 /// the fixed ones, each refined briefly, the best kept. Fails for meshes without area.
+///
+/// Closest points on the fixed surface come from `parry3d`'s triangle-mesh BVH
+/// (`PointQueryWithLocation` on `TriMesh`), which answers exact point-to-triangle projections in
+/// logarithmic time and is shared read-only across rayon threads.
 pub fn align_icp(moving: &Mesh, fixed: &Mesh, options: &AlignOptions) -> Result<Alignment> {
     if options.sample_points < 6 || options.tolerance_mm.is_nan() || options.max_correspondence_mm.is_nan() {
         return Err(Error::InvalidArgument { what: format!("ICP options {options:?}") });

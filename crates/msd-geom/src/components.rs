@@ -2,30 +2,7 @@
 //! threshold: keep the skull (the largest connected piece of bone, or every piece above a volume),
 //! drop the table, the head holder and noise specks, and fill the small enclosed pockets.
 //!
-//! Components are found by a flood fill over the labelled voxels only, so the cost grows with the
-//! bone, not with the volume. [`Connectivity::TwentySix`] is what the engineers' recipe uses (two
-//! voxels touching at a corner are one piece); [`Connectivity::Six`] joins only face neighbours.
-//!
-//! ```
-//! use msd_geom::{Cleanup, Connectivity, KeepComponents};
-//! use msd_io::{Geometry, LabelVolume};
-//! use ndarray::Array3;
-//!
-//! // A hollow cube of "bone" with a one-voxel pocket, plus a speck far away.
-//! let mut a = Array3::<u8>::zeros((9, 9, 9));
-//! a.slice_mut(ndarray::s![1..6, 1..6, 1..6]).fill(1);
-//! a[[3, 3, 3]] = 0;
-//! a[[8, 8, 8]] = 1;
-//! let labels = LabelVolume::new(a, Geometry::default())?;
-//! let cleanup = Cleanup::default();
-//! assert_eq!(cleanup.keep, KeepComponents::Largest);
-//! assert_eq!(cleanup.connectivity, Connectivity::TwentySix);
-//! let (clean, report) = cleanup.apply(&labels)?;
-//! assert_eq!(report.components_removed, 1);
-//! assert_eq!(report.voxels_filled, 1);
-//! assert_eq!(clean.data().iter().filter(|&&v| v == 1).count(), 125);
-//! Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! How components are found, and an example, are documented on [`Cleanup`].
 use msd_io::LabelVolume;
 use ndarray::Array3;
 
@@ -137,6 +114,31 @@ pub enum KeepComponents {
 /// The engineers' clean-up of a bone label: keep the skull's component(s), then fill enclosed
 /// pockets up to a volume. The default keeps the largest 26-connected component and fills
 /// pockets up to 100 mm³, the recipe the reference labels in `../shared/data` were made with.
+///
+/// Components are found by a flood fill over the labelled voxels only, so the cost grows with the
+/// bone, not with the volume. [`Connectivity::TwentySix`] is what the engineers' recipe uses (two
+/// voxels touching at a corner are one piece); [`Connectivity::Six`] joins only face neighbours.
+///
+/// ```
+/// use msd_geom::{Cleanup, Connectivity, KeepComponents};
+/// use msd_io::{Geometry, LabelVolume};
+/// use ndarray::Array3;
+///
+/// // A hollow cube of "bone" with a one-voxel pocket, plus a speck far away.
+/// let mut a = Array3::<u8>::zeros((9, 9, 9));
+/// a.slice_mut(ndarray::s![1..6, 1..6, 1..6]).fill(1);
+/// a[[3, 3, 3]] = 0;
+/// a[[8, 8, 8]] = 1;
+/// let labels = LabelVolume::new(a, Geometry::default())?;
+/// let cleanup = Cleanup::default();
+/// assert_eq!(cleanup.keep, KeepComponents::Largest);
+/// assert_eq!(cleanup.connectivity, Connectivity::TwentySix);
+/// let (clean, report) = cleanup.apply(&labels)?;
+/// assert_eq!(report.components_removed, 1);
+/// assert_eq!(report.voxels_filled, 1);
+/// assert_eq!(clean.data().iter().filter(|&&v| v == 1).count(), 125);
+/// Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cleanup {
     /// Which components stay.

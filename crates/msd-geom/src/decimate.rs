@@ -1,14 +1,7 @@
 //! Decimation to a target face count by quadric edge collapse (Garland & Heckbert 1997), with the
 //! deviation from the original surface bounded.
 //!
-//! Every vertex carries the sum of the squared-distance quadrics of the original triangle planes
-//! around it. Edges collapse cheapest first to the point that minimises the merged quadric. A
-//! collapse is refused when it would make the surface non-manifold (link condition), flip or nearly
-//! flip a triangle, or touch an open border, and, when a deviation bound is given, when the new vertex
-//! or the centroid of any triangle it changes lies further than the bound from the original surface.
-//! That distance is measured exactly against the original triangles with `parry3d`'s BVH point
-//! projection, so the bound is a measured one, not the (very conservative) quadric estimate. A closed,
-//! edge-manifold input stays closed and edge-manifold.
+//! The method and what the bound means are documented on [`decimate()`].
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -237,7 +230,18 @@ fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
 
 /// Decimates `mesh` toward `options.target_triangles` by quadric edge collapse, keeping every new
 /// vertex and changed-triangle centroid within `options.max_deviation_mm` of the original surface.
-/// Open-border vertices are kept. See the [module docs](self).
+/// Open-border vertices are kept.
+///
+/// # Method
+///
+/// Every vertex carries the sum of the squared-distance quadrics of the original triangle planes
+/// around it. Edges collapse cheapest first to the point that minimises the merged quadric. A
+/// collapse is refused when it would make the surface non-manifold (link condition), flip or nearly
+/// flip a triangle, or touch an open border, and, when a deviation bound is given, when the new vertex
+/// or the centroid of any triangle it changes lies further than the bound from the original surface.
+/// That distance is measured exactly against the original triangles with `parry3d`'s BVH point
+/// projection, so the bound is a measured one, not the (very conservative) quadric estimate. A closed,
+/// edge-manifold input stays closed and edge-manifold.
 pub fn decimate(mesh: &Mesh, options: &DecimateOptions) -> Result<Decimation> {
     if options.max_deviation_mm.is_nan() || options.max_deviation_mm < 0.0 {
         return Err(Error::InvalidArgument {

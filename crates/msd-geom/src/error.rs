@@ -95,6 +95,14 @@ pub enum Error {
         /// Which argument and why.
         what: String,
     },
+    /// A mesh voxelised onto a volume's grid covers none of its voxel centres: it is in another
+    /// frame than the scan (LPS mm), or of another scan. Align it to the scan first
+    /// ([`align_to_volume`](crate::align_to_volume)) or check the units it was exported in.
+    #[error("the mesh covers no voxel of the {shape:?} (z, y, x) grid: is it in the scan's frame (LPS mm)?")]
+    MeshOutsideGrid {
+        /// The grid's shape, `[z, y, x]`.
+        shape: [usize; 3],
+    },
     /// An error from the volume layer (geometry, grids).
     #[error(transparent)]
     Volume(#[from] msd_io::Error),

@@ -8,8 +8,8 @@
 //! | task | functions |
 //! |---|---|
 //! | label / scalar volume → surface | [`label_surface`], [`marching_cubes`] (watertight, edge-manifold, outward; slab-parallel) |
-//! | surface → label | [`voxelize()`] (voxel centre inside; three-direction winding-number vote) |
-//! | files | [`read_mesh`], [`write_mesh`], [`read_stl`], [`write_stl`], and [`io`] for PLY with colour/scalars, OBJ, ASCII STL |
+//! | surface → label | [`voxelize()`] (voxel centre inside; three-direction winding-number vote), [`mesh_to_labels`] (onto a CT's grid) |
+//! | files | [`read_mesh`], [`write_mesh`], [`read_stl`], [`write_stl`], [`write_stl_ascii`], [`read_ply`], [`write_ply`], [`write_ply_with`] ([`PlyOptions`]: colour, scalars), [`read_obj`], [`write_obj`] |
 //! | measures and checks | [`Mesh::area`], [`Mesh::enclosed_volume`], [`Mesh::bounds`], [`Mesh::vertex_normals`], [`Mesh::connected_components`], [`Mesh::check`] → [`MeshCheck`] |
 //! | label clean-up | [`Cleanup`] (the engineers' recipe: largest 26-connected component, pockets filled), [`label_components`] |
 //! | clean-up | [`Mesh::keep_largest_components`], [`Mesh::drop_small_components`], [`fill_cavities`], [`smooth_taubin`], [`decimate()`] |
@@ -65,22 +65,35 @@
 //! * `rayon` runs the slabs of marching cubes, the ray families of voxelisation and the per-vertex
 //!   loops.
 //!
-//! The modules hold the method notes (how ambiguities are resolved, how inside is decided, what the
-//! deviation bound means); everything is also re-exported at the crate root.
+//! # Mesh files
+//!
+//! Formats are read by content ([`read_mesh`]) and written by extension ([`write_mesh`]). Readers
+//! check every count against the file's size before allocating, refuse NaN and infinite
+//! coordinates and faces that are not triangles, and say where a file is wrong. Writers write to a
+//! temporary file in the destination folder and rename it into place, so a crash never leaves a
+//! half-written mesh behind.
+//!
+//! # Method notes
+//!
+//! The docs of the functions that implement them hold the method notes: how marching cubes
+//! resolves its ambiguous cases ([`marching_cubes`]), how voxelisation decides inside
+//! ([`voxelize()`]), what the decimation bound means ([`decimate()`]), how ICP finds closest points
+//! ([`align_icp`]) and how components are found ([`Cleanup`]). Every item is reached from the
+//! crate root, by one path.
 #![deny(missing_docs)]
 // Index loops over x, y, z read like the formulas they implement in the geometric kernels.
 #![allow(clippy::needless_range_loop)]
 
-pub mod align;
-pub mod cavities;
-pub mod components;
-pub mod decimate;
+mod align;
+mod cavities;
+mod components;
+mod decimate;
 mod error;
-pub mod io;
+mod io;
 mod mesh;
-pub mod smooth;
-pub mod surface;
-pub mod voxelize;
+mod smooth;
+mod surface;
+mod voxelize;
 
 pub use align::{AlignOptions, Alignment, align_icp, align_to_volume};
 pub use cavities::fill_cavities;
@@ -89,8 +102,11 @@ pub use components::{
 };
 pub use decimate::{DecimateOptions, Decimation, decimate};
 pub use error::{Error, Result};
-pub use io::{read_mesh, read_stl, write_mesh, write_stl};
+pub use io::{
+    PlyEncoding, PlyOptions, read_mesh, read_obj, read_ply, read_stl, write_mesh, write_obj, write_ply,
+    write_ply_with, write_stl, write_stl_ascii,
+};
 pub use mesh::{Aabb, Components, Mesh, MeshCheck};
 pub use smooth::{SmoothOptions, smooth_taubin};
 pub use surface::{label_surface, marching_cubes};
-pub use voxelize::voxelize;
+pub use voxelize::{mesh_to_labels, voxelize};

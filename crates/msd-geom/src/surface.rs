@@ -1,29 +1,8 @@
 //! Marching cubes: the surface of a label (voxels equal to a class) or of a scalar volume at a level,
 //! in LPS millimetres, closed at the volume border, watertight, edge-manifold and wound outward.
 //!
-//! # How the cases are resolved
-//!
-//! The case table is not the classic hand-written one: it is generated from one rule, so that every
-//! cube face is cut the same way by the two cubes that share it. On each face the contour joins the
-//! edge crossings in pairs; a face whose inside corners lie on a diagonal is ambiguous, and it is
-//! resolved by the asymptotic decider (Nielson & Hamann 1991): the inside corners are joined through
-//! the face when the bilinear interpolant's saddle value is inside (`p·q ≥ r·s` for the inside
-//! values `p, q` and outside values `r, s`, relative to the level), separated otherwise. The decision
-//! depends on the face's four values only, so both cubes agree and the surface has no cracks. The
-//! face segments of a cube chain into disjoint cycles, each triangulated as a fan; every edge of the
-//! output is then either a face segment shared by exactly two cubes (traversed in opposite directions)
-//! or a fan diagonal inside one cycle, so the surface is closed, edge-manifold and consistently
-//! oriented. For a label volume the decider always joins (the saddle sits exactly at the level), which
-//! treats voxels that touch across a face diagonal as connected.
-//!
-//! The volume is padded with one layer of outside voxels, so surfaces that reach the border close
-//! half a voxel beyond the outermost samples. Label surfaces pass through edge midpoints; scalar
-//! surfaces interpolate linearly along edges (kept 10⁻³ voxel away from the corners, so no two
-//! vertices coincide).
-//!
-//! Slabs of cube layers run in parallel (rayon); each keeps only two planes of edge→vertex indices,
-//! so memory grows with the surface, not with the volume. Vertices on the plane between two slabs are
-//! made by both and merged, so the output has no duplicate vertices.
+//! The method (case table, ambiguous faces, borders, parallel slabs) is documented on
+//! [`marching_cubes`].
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -259,7 +238,7 @@ impl Field for ScalarField<'_> {
 ///
 /// Voxel centres that carry the label are inside the surface and all others outside, so
 /// [`crate::voxelize()`] on the same grid gives the label back. Returns an empty mesh when no voxel
-/// carries the label.
+/// carries the label. The cases are resolved as described for [`marching_cubes`].
 pub fn label_surface(labels: &LabelVolume, label: u8) -> Result<Mesh> {
     Ok(extract(&LabelField { data: labels.data().view(), label }, labels.geometry()))
 }
@@ -267,6 +246,30 @@ pub fn label_surface(labels: &LabelVolume, label: u8) -> Result<Mesh> {
 /// The isosurface of a scalar volume at `level` (inside = value ≥ level; NaN is outside), e.g. a
 /// probability map at 0.5 or a CT at a bone level in HU. Closed at the border, watertight,
 /// edge-manifold, wound outward (normals point toward lower values), vertices in LPS millimetres.
+///
+/// # How the cases are resolved
+///
+/// The case table is not the classic hand-written one: it is generated from one rule, so that every
+/// cube face is cut the same way by the two cubes that share it. On each face the contour joins the
+/// edge crossings in pairs; a face whose inside corners lie on a diagonal is ambiguous, and it is
+/// resolved by the asymptotic decider (Nielson & Hamann 1991): the inside corners are joined through
+/// the face when the bilinear interpolant's saddle value is inside (`p·q ≥ r·s` for the inside
+/// values `p, q` and outside values `r, s`, relative to the level), separated otherwise. The decision
+/// depends on the face's four values only, so both cubes agree and the surface has no cracks. The
+/// face segments of a cube chain into disjoint cycles, each triangulated as a fan; every edge of the
+/// output is then either a face segment shared by exactly two cubes (traversed in opposite directions)
+/// or a fan diagonal inside one cycle, so the surface is closed, edge-manifold and consistently
+/// oriented. For a label volume the decider always joins (the saddle sits exactly at the level), which
+/// treats voxels that touch across a face diagonal as connected.
+///
+/// The volume is padded with one layer of outside voxels, so surfaces that reach the border close
+/// half a voxel beyond the outermost samples. Label surfaces pass through edge midpoints; scalar
+/// surfaces interpolate linearly along edges (kept 10⁻³ voxel away from the corners, so no two
+/// vertices coincide).
+///
+/// Slabs of cube layers run in parallel (rayon); each keeps only two planes of edge→vertex indices,
+/// so memory grows with the surface, not with the volume. Vertices on the plane between two slabs are
+/// made by both and merged, so the output has no duplicate vertices.
 pub fn marching_cubes(volume: &Volume<f32>, level: f32) -> Result<Mesh> {
     if !level.is_finite() {
         return Err(Error::InvalidArgument { what: format!("marching-cubes level {level} is not finite") });

@@ -1,20 +1,10 @@
 //! Mesh → label: which voxel centres of a grid lie inside a closed surface, as 3D Slicer's
 //! model-to-labelmap does, but robust to meshes with small holes or flipped patches.
 //!
-//! Three families of rays run through the voxel centres, one along each grid axis. Along every ray the
-//! signed crossings with the surface (+1 where it leaves a region the surface encloses, −1 where it
-//! enters, from the triangle's winding) are summed into a winding number; a voxel centre is inside for
-//! that family when its winding number is non-zero. A voxel is inside when at least two of the three
-//! families say so. For a closed mesh the three always agree; a hole or a flipped patch only corrupts
-//! the rays that pass through it, which the other two directions out-vote, and nested or overlapping
-//! shells are handled by the winding number (a parity count would carve them out).
-//!
-//! Rays are offset from the voxel centres by a few 10⁻⁴ voxel so they do not hit vertices and edges of
-//! meshes made on the same grid (marching-cubes vertices sit at integer and half-integer indices).
-//! Triangles are scanned in parallel and each ray is filled in parallel.
+//! How inside is decided is documented on [`voxelize()`].
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use msd_io::{Geometry, LabelVolume};
+use msd_io::{Geometry, LabelVolume, Volume};
 use ndarray::Array3;
 use rayon::prelude::*;
 
@@ -24,10 +14,26 @@ use crate::{Error, Mesh, Result};
 const RAY_OFFSET: [f64; 3] = [1.618_034e-4, 2.718_282e-4, 3.141_593e-4];
 
 /// Label volume (1 inside, 0 outside) on the grid `geometry` × `shape_zyx`: a voxel is inside when its
-/// centre is inside the mesh (see the [module docs](self) for how that is decided robustly).
+/// centre is inside the mesh, as 3D Slicer's model-to-labelmap does, but robust to meshes with small
+/// holes or flipped patches.
 ///
 /// The mesh should be in the same LPS millimetres as the geometry. Fails when the shape has an empty
-/// dimension or is too large to address.
+/// dimension or is too large to address. [`mesh_to_labels`] does the same onto a volume's grid and
+/// refuses a mesh that covers none of it.
+///
+/// # How inside is decided
+///
+/// Three families of rays run through the voxel centres, one along each grid axis. Along every ray the
+/// signed crossings with the surface (+1 where it leaves a region the surface encloses, −1 where it
+/// enters, from the triangle's winding) are summed into a winding number; a voxel centre is inside for
+/// that family when its winding number is non-zero. A voxel is inside when at least two of the three
+/// families say so. For a closed mesh the three always agree; a hole or a flipped patch only corrupts
+/// the rays that pass through it, which the other two directions out-vote, and nested or overlapping
+/// shells are handled by the winding number (a parity count would carve them out).
+///
+/// Rays are offset from the voxel centres by a few 10⁻⁴ voxel so they do not hit vertices and edges of
+/// meshes made on the same grid (marching-cubes vertices sit at integer and half-integer indices).
+/// Triangles are scanned in parallel and each ray is filled in parallel.
 pub fn voxelize(mesh: &Mesh, geometry: &Geometry, shape_zyx: [usize; 3]) -> Result<LabelVolume> {
     let [nz, ny, nx] = shape_zyx;
     let len =
@@ -57,6 +63,21 @@ pub fn voxelize(mesh: &Mesh, geometry: &Geometry, shape_zyx: [usize; 3]) -> Resu
     let array = Array3::from_shape_vec((nz, ny, nx), data)
         .map_err(|e| Error::InvalidArgument { what: format!("voxel grid shape {shape_zyx:?}: {e}") })?;
     Ok(LabelVolume::new(array, *geometry)?)
+}
+
+/// The label volume of a closed mesh on the grid of `like` (1 inside, 0 outside): [`voxelize()`]
+/// onto `like`'s geometry and shape, for a gold-standard mesh (LPS mm) over the CT it was made from.
+///
+/// # Errors
+/// [`Error::MeshOutsideGrid`] when the mesh covers no voxel centre of the grid: it is in another
+/// frame, or of another scan (align it first with [`align_to_volume`](crate::align_to_volume));
+/// otherwise as [`voxelize()`].
+pub fn mesh_to_labels<T>(mesh: &Mesh, like: &Volume<T>) -> Result<LabelVolume> {
+    let labels = voxelize(mesh, like.geometry(), like.shape())?;
+    if !labels.data().iter().any(|&v| v != 0) {
+        return Err(Error::MeshOutsideGrid { shape: like.shape() });
+    }
+    Ok(labels)
 }
 
 /// One ray crossing: which ray, where along it (voxel index), and the winding change.
@@ -211,6 +232,25 @@ mod tests {
         let m = label_surface(&vol, 1).unwrap();
         let back = voxelize(&m, &g, vol.shape()).unwrap();
         assert_eq!(back.data(), &a);
+    }
+
+    #[test]
+    fn mesh_to_labels_fills_the_grid_of_a_volume_and_refuses_a_mesh_beside_it() {
+        let g = Geometry::new([1.0; 3], [0.0; 3], Geometry::IDENTITY).unwrap();
+        let ct = Volume::new(Array3::<f32>::zeros((6, 6, 6)), g).unwrap();
+        let mut a = Array3::<u8>::zeros((6, 6, 6));
+        a.slice_mut(ndarray::s![1..5, 1..5, 1..5]).fill(1);
+        let m = label_surface(&LabelVolume::new(a.clone(), g).unwrap(), 1).unwrap();
+        let labels = mesh_to_labels(&m, &ct).unwrap();
+        assert_eq!(labels.data(), &a);
+        assert_eq!(labels.geometry(), ct.geometry());
+        // The same mesh 100 mm away covers no voxel centre: another frame, refused.
+        let far = Geometry::new([1.0; 3], [100.0, 0.0, 0.0], Geometry::IDENTITY).unwrap();
+        let beside = Volume::new(Array3::<f32>::zeros((6, 6, 6)), far).unwrap();
+        match mesh_to_labels(&m, &beside) {
+            Err(Error::MeshOutsideGrid { shape }) => assert_eq!(shape, [6, 6, 6]),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use cudarc::driver::sys::CUdevice_attribute;
-use msd_net::cuda::{CudaDevice, CudaMsd, FeatureStorage, InferenceOptions, InputNorm};
-use msd_net::{AdamConfig, LossConfig, MsdConfig, Params};
+use msd_net::cuda::{CudaBackend, CudaDevice};
+use msd_net::{
+    AdamConfig, Backend, BatchShape, FeatureStorage, InferenceOptions, LossConfig, LossValue, MsdConfig,
+    Params,
+};
 
 const H: usize = 512;
 const W: usize = 512;
@@ -37,6 +40,22 @@ fn noise(n: usize, seed: u64) -> Vec<f32> {
 
 fn labels(n: usize) -> Vec<u8> {
     noise(n, 99).iter().map(|v| u8::from(*v > 0.6)).collect()
+}
+
+/// One training step through the trait: forward, loss, backward, Adam; the loss before the update.
+fn train_step(
+    net: &mut CudaBackend,
+    input: &[f32],
+    labels: &[u8],
+    shape: BatchShape,
+    loss: &LossConfig,
+    adam: &AdamConfig,
+) -> LossValue {
+    net.forward(input, shape).expect("forward");
+    let value = net.loss(labels, loss).expect("loss");
+    net.backward().expect("backward");
+    net.adam_step(adam).expect("Adam step");
+    value
 }
 
 fn median_seconds(runs: usize, mut f: impl FnMut()) -> f64 {
@@ -115,8 +134,11 @@ fn main() {
     for (i, w) in params.final_weights.iter_mut().enumerate() {
         *w = if i % 2 == 0 { 0.05 } else { -0.05 };
     }
-    let mut net =
-        CudaMsd::new(dev.clone(), config.clone(), &params, InputNorm::identity(1)).expect("network");
+    let mut net = CudaBackend::on_device(dev.clone(), &config).expect("network");
+    net.set_params(&params).expect("parameters");
+    let fwd_shape = BatchShape { images: FORWARD_BATCH, height: H, width: W };
+    let train_shape = BatchShape { images: TRAIN_BATCH, height: H, width: W };
+    let volume_shape = BatchShape { images: slices, height: H, width: W };
     dev.load_all().expect("kernels compile");
     let fwd_input = noise(FORWARD_BATCH * H * W, 1);
     let train_input = noise(TRAIN_BATCH * H * W, 2);
@@ -138,22 +160,19 @@ fn main() {
         g.throughput(Throughput::Elements((fwd_flops * FORWARD_BATCH as f64) as u64));
         g.bench_function("forward_8x512x512", |b| {
             b.iter(|| {
-                net.forward(black_box(&fwd_input), FORWARD_BATCH, H, W).expect("forward");
+                net.forward(black_box(&fwd_input), fwd_shape).expect("forward");
                 dev.synchronize().expect("sync");
             })
         });
         g.throughput(Throughput::Elements((train_flops * TRAIN_BATCH as f64) as u64));
         g.bench_function("train_step_4x512x512", |b| {
-            b.iter(|| {
-                net.train_step(black_box(&train_input), &train_labels, [TRAIN_BATCH, H, W], &loss, &adam)
-                    .expect("train step")
-            })
+            b.iter(|| train_step(&mut net, black_box(&train_input), &train_labels, train_shape, &loss, &adam))
         });
         g.throughput(Throughput::Elements((slices * H * W) as u64));
         for storage in [FeatureStorage::F32, FeatureStorage::F16, FeatureStorage::Bf16] {
-            let opts = InferenceOptions { batch: 8, storage };
+            let opts = InferenceOptions::default().with_batch(8).with_storage(storage);
             g.bench_function(format!("segment_{slices}x512x512_{storage:?}"), |b| {
-                b.iter(|| net.segment_slices(black_box(&volume), slices, H, W, opts).expect("segment"))
+                b.iter(|| net.segment_slices(black_box(&volume), volume_shape, opts).expect("segment"))
             });
         }
         g.finish();
@@ -164,11 +183,11 @@ fn main() {
     let bw = copy_bandwidth(&dev);
     let peak = fp32_peak(&dev);
     let fwd = median_seconds(10, || {
-        net.forward(&fwd_input, FORWARD_BATCH, H, W).expect("forward");
+        net.forward(&fwd_input, fwd_shape).expect("forward");
         dev.synchronize().expect("sync");
     }) / FORWARD_BATCH as f64;
     let step = median_seconds(10, || {
-        net.train_step(&train_input, &train_labels, [TRAIN_BATCH, H, W], &loss, &adam).expect("train step");
+        train_step(&mut net, &train_input, &train_labels, train_shape, &loss, &adam);
     }) / TRAIN_BATCH as f64;
     println!();
     println!(
@@ -199,9 +218,9 @@ fn main() {
     row("forward (f32, batch 8)", fwd * FORWARD_BATCH as f64, fwd, fwd_flops, forward_bytes(&config, 4));
     row("training step (batch 4)", step * TRAIN_BATCH as f64, step, train_flops, train_bytes(&config));
     for (storage, bytes) in [(FeatureStorage::F32, 4), (FeatureStorage::F16, 2), (FeatureStorage::Bf16, 2)] {
-        let opts = InferenceOptions { batch: 8, storage };
+        let opts = InferenceOptions::default().with_batch(8).with_storage(storage);
         let total = median_seconds(3, || {
-            net.segment_slices(&volume, slices, H, W, opts).expect("segment");
+            net.segment_slices(&volume, volume_shape, opts).expect("segment");
         });
         row(
             &format!("volume 512×512×{slices} {storage:?} incl. transfers"),

@@ -120,7 +120,8 @@ fn median_in_place(v: &mut [f32]) -> f32 {
 /// `noise_hu` is the scan's noise σ (floored at [`MIN_NOISE_HU`]).
 ///
 /// # Errors
-/// [`Error::InvalidInput`] when the two volumes differ in shape or `iso_hu` / `noise_hu` is not
+/// [`Error::ShapeMismatch`] when the two volumes differ in shape, [`Error::InvalidValue`] when
+/// `iso_hu` / `noise_hu` is not
 /// finite.
 ///
 /// ```
@@ -140,14 +141,16 @@ pub fn snap_to_iso(
     band_voxels: usize,
 ) -> Result<Array3<u8>> {
     if ct.dim() != p_skull.dim() {
-        return Err(Error::InvalidInput {
-            what: format!("a CT of {:?} voxels with skull probabilities of {:?}", ct.dim(), p_skull.dim()),
+        return Err(Error::ShapeMismatch {
+            op: "snap_to_iso (CT and skull probabilities)",
+            lhs: ct.shape().to_vec(),
+            rhs: p_skull.shape().to_vec(),
         });
     }
-    if !iso_hu.is_finite() || !noise_hu.is_finite() {
-        return Err(Error::InvalidInput {
-            what: format!("iso-value {iso_hu} HU with noise {noise_hu} HU (both must be finite)"),
-        });
+    for (name, value) in [("iso-value (HU)", iso_hu), ("noise (HU)", noise_hu)] {
+        if !value.is_finite() {
+            return Err(Error::InvalidValue { name, value: value.into(), expected: "finite" });
+        }
     }
     let network = p_skull.mapv(|p| u8::from(p >= 0.5));
     let band = dilate(&boundary(&network), band_voxels);
@@ -298,11 +301,11 @@ mod tests {
         let ct = Array3::<f32>::zeros((2, 3, 4));
         assert!(matches!(
             snap_to_iso(&ct, &Array3::zeros((2, 4, 3)), 300.0, 10.0, 2),
-            Err(Error::InvalidInput { .. })
+            Err(Error::ShapeMismatch { .. })
         ));
         assert!(matches!(
             snap_to_iso(&ct, &Array3::zeros((2, 3, 4)), f32::NAN, 10.0, 2),
-            Err(Error::InvalidInput { .. })
+            Err(Error::InvalidValue { name: "iso-value (HU)", .. })
         ));
     }
 }

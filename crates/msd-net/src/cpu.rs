@@ -36,7 +36,7 @@ impl CpuBackend {
     pub fn with_isa(config: &MsdConfig, isa: Isa) -> Result<Self> {
         config.validate()?;
         if !isa.is_supported() {
-            return Err(Error::InvalidInput { what: format!("this CPU does not support {}", isa.name()) });
+            return Err(Error::UnsupportedIsa { isa: isa.name() });
         }
         Ok(CpuBackend {
             isa,
@@ -76,7 +76,7 @@ impl CpuBackend {
     }
 
     fn shape(&self) -> Result<BatchShape> {
-        self.shape.ok_or_else(|| Error::InvalidInput { what: "no forward pass has run yet".into() })
+        self.shape.ok_or(Error::OutOfOrder { op: "this step", needs: "a forward pass" })
     }
 }
 
@@ -183,9 +183,7 @@ impl Backend for CpuBackend {
     fn backward(&mut self) -> Result<()> {
         let shape = self.shape()?;
         if !self.have_loss {
-            return Err(Error::InvalidInput {
-                what: "backward needs a loss of the last forward pass".into(),
-            });
+            return Err(Error::OutOfOrder { op: "backward", needs: "a loss of the last forward pass" });
         }
         let (isa, config, params) = (self.isa, &self.config, &self.params);
         let (h, w, hw) = (shape.height, shape.width, shape.pixels());

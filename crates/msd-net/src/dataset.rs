@@ -44,10 +44,10 @@ impl Dataset {
     /// An empty dataset giving `input_channels` (odd: 1, 3, 5, ...) channels per sample.
     pub fn new(input_channels: usize) -> Result<Self> {
         if input_channels == 0 || input_channels.is_multiple_of(2) {
-            return Err(Error::InvalidInput {
-                what: format!(
-                    "input_channels {input_channels} must be odd (the slice and k neighbours on each side)"
-                ),
+            return Err(Error::InvalidValue {
+                name: "input_channels",
+                value: input_channels as f64,
+                expected: "odd (the slice and k neighbours on each side)",
             });
         }
         Ok(Dataset {
@@ -61,8 +61,12 @@ impl Dataset {
 
     /// Fixes the in-plane pixel spacing `(columns, rows)` in mm that cases are resampled to.
     pub fn with_pixel_spacing(mut self, spacing_mm: [f64; 2]) -> Result<Self> {
-        if !spacing_mm.iter().all(|s| s.is_finite() && *s > 0.0) {
-            return Err(Error::InvalidInput { what: format!("pixel spacing {spacing_mm:?} mm") });
+        if let Some(&s) = spacing_mm.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(Error::InvalidValue {
+                name: "pixel spacing (mm)",
+                value: s,
+                expected: "finite and > 0",
+            });
         }
         self.pixel_spacing_mm = Some(spacing_mm);
         Ok(self)
@@ -178,17 +182,11 @@ impl Dataset {
     /// where the volume ends) and the labels `[rows][cols]` of slice `z`.
     pub fn sample(&self, s: SliceRef) -> Result<(Vec<f32>, Vec<u8>)> {
         let case =
-            self.cases.get(s.case).filter(|c| s.z < c.ct.dim().0).ok_or_else(|| Error::InvalidInput {
-                what: format!(
-                    "no slice {} in case {} (the dataset has {} case(s){})",
-                    s.z,
-                    s.case,
-                    self.cases.len(),
-                    self.cases
-                        .get(s.case)
-                        .map(|c| format!("; that one has {} slices", c.ct.dim().0))
-                        .unwrap_or_default()
-                ),
+            self.cases.get(s.case).filter(|c| s.z < c.ct.dim().0).ok_or_else(|| Error::NoSuchSlice {
+                case: s.case,
+                z: s.z,
+                cases: self.cases.len(),
+                slices: self.cases.get(s.case).map(|c| c.ct.dim().0),
             })?;
         let (_, h, w) = case.ct.dim();
         Ok(self.crop(s, 0, 0, h, w))

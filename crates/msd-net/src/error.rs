@@ -30,11 +30,113 @@ pub enum Error {
         /// Length given.
         found: usize,
     },
-    /// Input data (images, labels, volumes) cannot be used as given.
-    #[error("invalid input: {what}")]
-    InvalidInput {
-        /// What is wrong and where.
-        what: String,
+    /// Two arrays that must have the same shape do not (a CT and its probability volume, ...).
+    #[error("{op}: shapes {lhs:?} and {rhs:?} differ")]
+    ShapeMismatch {
+        /// The operation that needed them to agree.
+        op: &'static str,
+        /// The first array's shape.
+        lhs: Vec<usize>,
+        /// The second array's shape.
+        rhs: Vec<usize>,
+    },
+    /// An image (or every image of a batch) has no pixels.
+    #[error("an image of {height} × {width} pixels is empty")]
+    EmptyImage {
+        /// Rows.
+        height: usize,
+        /// Columns.
+        width: usize,
+    },
+    /// A batch holds no image.
+    #[error("the batch holds no image")]
+    EmptyBatch,
+    /// A buffer or volume whose size overflows what can be addressed or allocated; use smaller
+    /// images or batches, or coarser pixels.
+    #[error("{what} of {dims:?} is too large to address")]
+    TooLarge {
+        /// What would be allocated.
+        what: &'static str,
+        /// Its dimensions.
+        dims: Vec<usize>,
+    },
+    /// A number given as an argument or option is outside the values it may take.
+    #[error("{name} = {value} is not usable: it must be {expected}")]
+    InvalidValue {
+        /// The argument, option or field (`pixel size (mm)`, `input_channels`, ...).
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A [`Normalization`](crate::Normalization) with a non-finite value, an empty window or a
+    /// deviation that is not positive.
+    #[error(
+        "normalisation {normalization:?} is not usable: the window must be finite and increasing, the mean finite and the deviation finite and > 0"
+    )]
+    InvalidNormalization {
+        /// The normalisation given.
+        normalization: crate::Normalization,
+    },
+    /// A normalisation was to be computed from volumes that hold no voxel (or only NaN).
+    #[error("no voxels to compute the normalisation from (every volume is empty or NaN)")]
+    NoVoxels,
+    /// A label is not a class of the model (`label >= n_classes`).
+    #[error("label {label} at pixel {pixel} is not a class of a {n_classes}-class model")]
+    LabelOutOfRange {
+        /// The label found.
+        label: u8,
+        /// Its flat index in the label batch.
+        pixel: usize,
+        /// Classes of the model.
+        n_classes: usize,
+    },
+    /// A slice asked of a [`Dataset`](crate::Dataset) that it does not hold.
+    #[error("no slice {z} in case {case}: the dataset has {cases} case(s){}", slices.map(|n| format!("; that one has {n} slices")).unwrap_or_default())]
+    NoSuchSlice {
+        /// The case asked for.
+        case: usize,
+        /// The slice asked for.
+        z: usize,
+        /// Cases in the dataset.
+        cases: usize,
+        /// Slices of that case, when it exists.
+        slices: Option<usize>,
+    },
+    /// A CPU instruction set was asked for that this CPU lacks; use [`Isa::detect`](crate::kernels::Isa::detect).
+    #[error("this CPU does not support the {isa} kernels")]
+    UnsupportedIsa {
+        /// The instruction set's name (`avx2`, `avx512`).
+        isa: &'static str,
+    },
+    /// An operation of a [`Backend`](crate::Backend) that needs an earlier step (backward before a
+    /// loss, probabilities before a forward pass).
+    #[error("{op} needs {needs} first")]
+    OutOfOrder {
+        /// The operation called.
+        op: &'static str,
+        /// What must run before it.
+        needs: &'static str,
+    },
+    /// A feature storage this backend does not offer (reduced precision is the CUDA backend's);
+    /// use [`FeatureStorage::F32`](crate::FeatureStorage::F32) or the CUDA backend.
+    #[error("the {backend} backend does not offer {storage:?} feature storage (use F32)")]
+    UnsupportedStorage {
+        /// The backend's name.
+        backend: String,
+        /// The storage asked for.
+        storage: crate::FeatureStorage,
+    },
+    /// [`SegmentOptions::axes`](crate::SegmentOptions::axes) is empty: give at least one slice axis.
+    #[error("no slice axis to segment along (SegmentOptions::axes is empty)")]
+    NoSliceAxis,
+    /// [`Device::Auto`](crate::Device::Auto) reached code that needs a concrete device; resolve it
+    /// first with [`Device::resolve`](crate::Device::resolve).
+    #[error("the device {device} was not resolved to a concrete one")]
+    UnresolvedDevice {
+        /// The device given.
+        device: crate::Device,
     },
     /// A file could not be opened, read or written.
     #[error("I/O error on {path}")]
@@ -128,14 +230,11 @@ pub enum Error {
         /// What is missing.
         reason: String,
     },
-    /// A backend (for example CUDA) failed.
-    #[error("{backend} backend: {what}")]
-    Backend {
-        /// The backend's name.
-        backend: String,
-        /// What failed.
-        what: String,
-    },
+    /// The CUDA backend failed (a driver call, a kernel compilation, a launch or an argument the
+    /// kernels refuse); the CUDA error is the source.
+    #[cfg(feature = "cuda")]
+    #[error("CUDA backend")]
+    Cuda(#[source] crate::cuda::Error),
 }
 
 impl Error {

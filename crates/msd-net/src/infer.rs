@@ -45,7 +45,7 @@ pub struct SegmentOptions {
     /// Keep one probability volume per class in [`Segmentation::probabilities`] (default `false`).
     pub keep_probabilities: bool,
     /// Where the network runs (default [`Device::Cpu`]). On a CUDA GPU each plane goes through the
-    /// hand-written CUDA kernels (`cuda::CudaMsd`, feature `cuda`); everything else
+    /// hand-written CUDA kernels (`cuda::CudaBackend`, feature `cuda`); everything else
     /// (normalisation, resampling, fusing, arg-max) is the same code as on the CPU.
     pub device: Device,
     /// Place the skull boundary on the CT's iso-surface at the model's label definition
@@ -183,7 +183,7 @@ enum Predictor<'a> {
     CpuBf16(Box<Bf16Forward>),
     /// The CUDA kernels, the network's parameters uploaded once.
     #[cfg(feature = "cuda")]
-    Cuda(Box<crate::cuda::CudaMsd>),
+    Cuda(Box<crate::cuda::CudaBackend>),
 }
 
 impl<'a> Predictor<'a> {
@@ -197,7 +197,7 @@ impl<'a> Predictor<'a> {
                 }
             },
             Device::Cuda(ordinal) => Self::cuda(model, ordinal),
-            Device::Auto => Err(Error::InvalidInput { what: "the device `auto` was not resolved".into() }),
+            Device::Auto => Err(Error::UnresolvedDevice { device }),
         }
     }
 
@@ -205,7 +205,8 @@ impl<'a> Predictor<'a> {
     fn cuda(model: &'a Model, ordinal: usize) -> Result<Self> {
         use std::sync::{Arc, Mutex};
 
-        use crate::cuda::{CudaDevice, CudaMsd, InputNorm};
+        use crate::Backend;
+        use crate::cuda::{CudaBackend, CudaDevice};
         // Opened once per process and GPU: the context and the NVRTC-compiled kernels then serve
         // every later volume (a batch segments many).
         static OPENED: Mutex<Vec<(usize, Arc<CudaDevice>)>> = Mutex::new(Vec::new());
@@ -220,9 +221,10 @@ impl<'a> Predictor<'a> {
                 }
             }
         };
-        // Inputs arrive normalised, as for the CPU kernels.
-        let norm = InputNorm::identity(model.config.input_channels);
-        Ok(Predictor::Cuda(Box::new(CudaMsd::new(dev, model.config.clone(), &model.params, norm)?)))
+        // Inputs arrive normalised, as for the CPU kernels (the backend's default).
+        let mut backend = CudaBackend::on_device(dev, &model.config)?;
+        backend.set_params(&model.params)?;
+        Ok(Predictor::Cuda(Box::new(backend)))
     }
 
     #[cfg(not(feature = "cuda"))]
@@ -235,19 +237,16 @@ impl<'a> Predictor<'a> {
         match self {
             Predictor::Cpu { model, isa, features } => {
                 let config = &model.config;
-                let hw = h
-                    .checked_mul(w)
-                    .filter(|&v| v > 0)
-                    .ok_or_else(|| Error::InvalidInput { what: format!("an image of {h} × {w} pixels") })?;
+                let c_total = config.total_channels();
+                let too_large = || Error::TooLarge { what: "feature buffer", dims: vec![c_total, h, w] };
+                let hw = h.checked_mul(w).ok_or_else(too_large)?;
+                if hw == 0 {
+                    return Err(Error::EmptyImage { height: h, width: w });
+                }
                 if input.len() != config.input_channels * hw {
                     return Err(Error::len("input image", config.input_channels * hw, input.len()));
                 }
-                let need = config.total_channels().checked_mul(hw).ok_or_else(|| Error::InvalidInput {
-                    what: format!(
-                        "feature buffer of {} channels × {h} × {w} overflows",
-                        config.total_channels()
-                    ),
-                })?;
+                let need = c_total.checked_mul(hw).ok_or_else(too_large)?;
                 features.resize(need, 0.0);
                 features[..input.len()].copy_from_slice(input);
                 let params = &model.params;
@@ -264,9 +263,10 @@ impl<'a> Predictor<'a> {
             }
             #[cfg(feature = "cuda")]
             Predictor::Cuda(net) => {
-                net.forward(input, 1, h, w)?;
-                *probs = net.probabilities()?;
-                Ok(())
+                use crate::{Backend, BatchShape};
+                net.forward(input, BatchShape { images: 1, height: h, width: w })?;
+                probs.resize(net.config().n_classes * h * w, 0.0);
+                net.probabilities(probs)
             }
         }
     }
@@ -320,9 +320,10 @@ impl Model {
     /// finish.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an unusable volume or option set; [`Error::CudaNotBuilt`] /
+    /// [`Error::NoSliceAxis`] without a slice axis, [`Error::EmptyImage`] for a volume without
+    /// voxels, an invalid model ([`Model::validate`]); [`Error::CudaNotBuilt`] /
     /// [`Error::CudaUnavailable`] when [`SegmentOptions::device`] is a GPU this build or machine
-    /// cannot use; [`Error::Backend`] when the GPU fails while running.
+    /// cannot use; `Error::Cuda` (feature `cuda`) when the GPU fails while running.
     pub fn segment_with(
         &self,
         ct: &Volume<f32>,
@@ -331,7 +332,7 @@ impl Model {
     ) -> Result<Segmentation> {
         self.validate()?;
         if options.axes.is_empty() {
-            return Err(Error::InvalidInput { what: "no slice axis to segment along".into() });
+            return Err(Error::NoSliceAxis);
         }
         let device = options.device.resolve()?.device();
         let k = self.config.n_classes;

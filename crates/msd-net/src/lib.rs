@@ -12,15 +12,18 @@
 //!   1 or `2k + 1` for 2.5D slabs — and classes);
 //! - [`kernels`]: the CPU forward and backward kernels (AVX-512, AVX2 + FMA or portable, chosen at
 //!   run time), inference with bf16 feature maps on AMX or AVX512-BF16 ([`kernels::Bf16Forward`],
-//!   chosen by [`Precision`]), the naive reference loops they are tested against, and [`CandleMsd`], the same
-//!   network composed from candle's `conv2d` (the test oracle and benchmark baseline);
-//! - [`msd_block`] / [`MsdBlockOp`]: the 3×3 block as a candle custom op whose forward and
-//!   backward call the kernels, so a model can train through candle's autograd and optimisers;
+//!   chosen by [`Precision`]), and the naive reference loops they are tested against;
 //! - [`Backend`] / [`CpuBackend`]: the kernel-level operations of training and inference behind
-//!   one trait, so that a GPU backend (the `cuda` feature) plugs into the same training loop;
-//! - [`CandleBackend`]: the same [`Backend`] run entirely through candle — parameters as `Var`s,
-//!   [`msd_block`] plus candle's final layer, softmax and loss, `loss.backward()` for the
-//!   gradients and Adam on the variables — so the model trains through candle's autograd;
+//!   one trait, with streamed segmentation of whole stacks of slices ([`Backend::segment_slices`],
+//!   [`InferenceOptions`]), so that the GPU backend (`cuda::CudaBackend`, feature `cuda`) plugs
+//!   into the same training loop and inference;
+//! - the candle integration and the test oracle (one module, `src/candle/`, re-exported here):
+//!   [`msd_block`] / [`MsdBlockOp`], the 3×3 block as a candle custom op whose forward and
+//!   backward call the kernels, so a model can train through candle's autograd and optimisers;
+//!   [`CandleBackend`], the same [`Backend`] run entirely through candle (parameters as `Var`s,
+//!   [`msd_block`] plus candle's final layer, softmax and loss, `loss.backward()` and Adam on the
+//!   variables); and [`CandleMsd`], the network composed from candle's `conv2d` alone, the oracle
+//!   the kernels are tested against and the baseline they are benchmarked against;
 //! - [`train`]: seeded training with Adam, augmentation, class weights or a Dice term,
 //!   validation, best-checkpoint keeping, early stopping, a time budget and resumable checkpoints,
 //!   reporting progress through a callback, run by the kernels directly or through candle's
@@ -87,9 +90,7 @@
 mod augment;
 mod backend;
 mod boundary;
-mod candle_backend;
-mod candle_msd;
-mod candle_op;
+mod candle;
 mod config;
 mod cpu;
 #[cfg(feature = "cuda")]
@@ -108,11 +109,9 @@ mod schedule;
 mod train;
 
 pub use augment::{Augmentation, add_correlated_noise};
-pub use backend::{AdamConfig, AdamState, Backend, BatchShape};
+pub use backend::{AdamConfig, AdamState, Backend, BatchShape, FeatureStorage, InferenceOptions};
 pub use boundary::{DEFAULT_BAND_VOXELS, MIN_NOISE_HU, estimate_noise_hu, snap_to_iso};
-pub use candle_backend::CandleBackend;
-pub use candle_msd::{CandleMsd, symmetric_pad};
-pub use candle_op::{MsdBlockOp, msd_block};
+pub use candle::{CandleBackend, CandleMsd, MsdBlockOp, msd_block, symmetric_pad};
 pub use config::MsdConfig;
 pub use cpu::CpuBackend;
 pub use dataset::{Dataset, SliceRef};

@@ -103,9 +103,7 @@ pub(crate) fn loss_and_grad(
     }
     config.validate(n_classes)?;
     if let Some(bad) = labels.iter().position(|&l| l as usize >= n_classes) {
-        return Err(Error::InvalidInput {
-            what: format!("label {} at pixel {bad} is not a class of a {n_classes}-class model", labels[bad]),
-        });
+        return Err(Error::LabelOutOfRange { label: labels[bad], pixel: bad, n_classes });
     }
     let images = px / hw;
     let ones = vec![1.0f32; n_classes];

@@ -86,24 +86,39 @@ impl Model {
         self.params.check_finite()?;
         self.normalization.validate()?;
         if self.class_names.len() != self.config.n_classes {
-            return Err(Error::InvalidInput {
-                what: format!("{} class names for {} classes", self.class_names.len(), self.config.n_classes),
-            });
+            return Err(Error::len("class names", self.config.n_classes, self.class_names.len()));
         }
-        if !self.pixel_spacing_mm.iter().all(|s| s.is_finite() && *s > 0.0) {
-            return Err(Error::InvalidInput {
-                what: format!("pixel spacing {:?} mm", self.pixel_spacing_mm),
+        if let Some(&s) = self.pixel_spacing_mm.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(Error::InvalidValue {
+                name: "model pixel spacing (mm)",
+                value: s,
+                expected: "finite and > 0",
             });
         }
         if let Some(iso) = self.label_iso_hu
             && !iso.is_finite()
         {
-            return Err(Error::InvalidInput { what: format!("label iso-value {iso} HU") });
+            return Err(Error::InvalidValue {
+                name: "label iso-value (HU)",
+                value: iso.into(),
+                expected: "finite",
+            });
         }
-        if let Some([lo, hi]) = self.trained_pixel_range_mm
-            && !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi)
-        {
-            return Err(Error::InvalidInput { what: format!("trained pixel range [{lo}, {hi}] mm") });
+        if let Some([lo, hi]) = self.trained_pixel_range_mm {
+            if !(lo.is_finite() && lo > 0.0) {
+                return Err(Error::InvalidValue {
+                    name: "trained pixel range, low end (mm)",
+                    value: lo,
+                    expected: "finite and > 0",
+                });
+            }
+            if !(hi.is_finite() && lo <= hi) {
+                return Err(Error::InvalidValue {
+                    name: "trained pixel range, high end (mm)",
+                    value: hi,
+                    expected: "finite and at least the low end",
+                });
+            }
         }
         Ok(())
     }

@@ -47,7 +47,7 @@ impl Normalization {
             && self.std.is_finite()
             && self.std > 0.0)
         {
-            return Err(Error::InvalidInput { what: format!("normalisation {self:?} is not usable") });
+            return Err(Error::InvalidNormalization { normalization: *self });
         }
         Ok(())
     }
@@ -70,7 +70,7 @@ impl Normalization {
             }
         }
         if n == 0 {
-            return Err(Error::InvalidInput { what: "no voxels to compute the normalisation from".into() });
+            return Err(Error::NoVoxels);
         }
         let mean = s / n as f64;
         let std = (s2 / n as f64 - mean * mean).max(0.0).sqrt().max(1e-3);

@@ -224,7 +224,11 @@ pub fn gaussian_blur(plane: &mut [f32], h: usize, w: usize, sigma: [f64; 2]) {
 /// the same extent; the origin moves accordingly (direction kept).
 pub fn resample_in_plane(ct: &Volume<f32>, pixel_mm: f64) -> Result<Volume<f32>> {
     if !(pixel_mm.is_finite() && pixel_mm > 0.0) {
-        return Err(Error::InvalidInput { what: format!("pixel size {pixel_mm} mm") });
+        return Err(Error::InvalidValue {
+            name: "pixel size (mm)",
+            value: pixel_mm,
+            expected: "finite and > 0",
+        });
     }
     let [nz, ny, nx] = ct.shape();
     let g = ct.geometry();
@@ -232,11 +236,8 @@ pub fn resample_in_plane(ct: &Volume<f32>, pixel_mm: f64) -> Result<Volume<f32>>
     let (zx, zy) = (sx / pixel_mm, sy / pixel_mm);
     let (ox, oy) = (((nx as f64 * zx).round() as usize).max(1), ((ny as f64 * zy).round() as usize).max(1));
     if ox.checked_mul(oy).and_then(|v| v.checked_mul(nz)).is_none_or(|v| v > 1 << 31) {
-        return Err(Error::InvalidInput {
-            what: format!(
-                "resampling {nx} × {ny} pixels of {sx} × {sy} mm to {pixel_mm} mm makes too large a volume"
-            ),
-        });
+        // 2³¹ voxels: the most a resampled scan may hold (8 GiB of f32).
+        return Err(Error::TooLarge { what: "resampled volume (x, y, z)", dims: vec![ox, oy, nz] });
     }
     let cols = AxisTaps::new(ox, nx, nx as f64 / 2.0, ox as f64 / nx as f64, true);
     let rows = AxisTaps::new(oy, ny, ny as f64 / 2.0, oy as f64 / ny as f64, true);
@@ -251,8 +252,13 @@ pub fn resample_in_plane(ct: &Volume<f32>, pixel_mm: f64) -> Result<Volume<f32>>
             resample_taps(&plane, nx, &rows, &cols)
         })
         .collect();
-    let data = Array3::from_shape_vec((nz, oy, ox), planes.concat())
-        .map_err(|e| Error::InvalidInput { what: e.to_string() })?;
+    let values = planes.concat();
+    let found = values.len();
+    let data = Array3::from_shape_vec((nz, oy, ox), values).map_err(|_| Error::ShapeMismatch {
+        op: "resample_in_plane (planes and volume)",
+        lhs: vec![nz, oy, ox],
+        rhs: vec![found],
+    })?;
     let (x0, y0) = (
         zoom_source(0, ox, nx as f64 / 2.0, ox as f64 / nx as f64),
         zoom_source(0, oy, ny as f64 / 2.0, oy as f64 / ny as f64),

@@ -9,12 +9,10 @@
 //!   inference equals the batch forward pass; f16 / bf16 feature storage stays close to f32.
 #![cfg(feature = "cuda")]
 
-use msd_net::cuda::{
-    self, ComputeCapability, CudaBackend, CudaDevice, Error, FeatureStorage, InferenceOptions, KernelModule,
-};
+use msd_net::cuda::{self, ComputeCapability, CudaBackend, CudaDevice, Error, KernelModule};
 use msd_net::{
-    AdamConfig, Augmentation, Backend, BatchShape, CpuBackend, Dataset, LossConfig, MsdConfig, Params,
-    TrainConfig, train_with_backend,
+    AdamConfig, Augmentation, Backend, BatchShape, CpuBackend, Dataset, FeatureStorage, InferenceOptions,
+    LossConfig, MsdConfig, Params, TrainConfig, train_with_backend,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -27,9 +25,11 @@ fn without_a_gpu_creation_is_a_typed_error() {
         assert!(matches!(CudaDevice::new(0), Err(Error::CudaUnavailable { .. })));
         let err = CudaBackend::new(0, &config).expect_err("no driver, no backend");
         assert!(matches!(err, Error::CudaUnavailable { .. }), "{err}");
-        // The crate's error keeps the reason.
+        // The crate's error keeps the CUDA error whole, as its source.
         let as_crate: msd_net::Error = err.into();
-        assert!(as_crate.to_string().contains("CUDA is not available"), "{as_crate}");
+        assert!(matches!(&as_crate, msd_net::Error::Cuda(Error::CudaUnavailable { .. })), "{as_crate:?}");
+        let source = std::error::Error::source(&as_crate).map(|s| s.to_string()).unwrap_or_default();
+        assert!(source.contains("CUDA is not available"), "{source}");
         return;
     }
     // A machine with a driver: either a working device or a typed reason why not.
@@ -220,7 +220,7 @@ fn forward_equals_cpu() {
         let (input, _) = batch_data(case, 100 + k as u64);
         gpu.forward(&input, shape_of(case)).unwrap();
         cpu.forward(&input, shape_of(case)).unwrap();
-        let feats = gpu.network().features().unwrap();
+        let feats = gpu.features().unwrap();
         let per_image = case.config.total_channels() * case.h * case.w;
         for i in 0..case.images {
             let want = cpu.features(i).unwrap();
@@ -276,15 +276,14 @@ fn input_gradient_matches_finite_differences() {
     let (mut gpu, _) = backends(case, 31);
     let (input, labels) = batch_data(case, 301);
     let loss = LossConfig::default();
-    let net = gpu.network();
-    net.forward(&input, case.images, case.h, case.w).unwrap();
-    net.loss(&labels, &loss).unwrap();
-    net.backward().unwrap();
-    let grad = net.feature_gradients().unwrap();
+    gpu.forward(&input, shape_of(case)).unwrap();
+    gpu.loss(&labels, &loss).unwrap();
+    gpu.backward().unwrap();
+    let grad = gpu.feature_gradients().unwrap();
     let plane = case.h * case.w;
     let c_total = case.config.total_channels();
-    let eval = |net: &mut msd_net::cuda::CudaMsd, x: &[f32]| -> f64 {
-        net.forward(x, case.images, case.h, case.w).unwrap();
+    let eval = |net: &mut CudaBackend, x: &[f32]| -> f64 {
+        net.forward(x, shape_of(case)).unwrap();
         net.loss(&labels, &loss).unwrap().loss
     };
     let mut rng = StdRng::seed_from_u64(7);
@@ -295,9 +294,9 @@ fn input_gradient_matches_finite_differences() {
         let eps = 1e-2f32;
         let mut x = input.clone();
         x[idx] += eps;
-        let up = eval(net, &x);
+        let up = eval(&mut gpu, &x);
         x[idx] -= 2.0 * eps;
-        let down = eval(net, &x);
+        let down = eval(&mut gpu, &x);
         let fd = (up - down) / (2.0 * f64::from(eps));
         let an = f64::from(grad[img * c_total * plane + p]);
         assert!((fd - an).abs() <= 2e-2 * an.abs().max(1e-3), "pixel {idx}: analytic {an}, numeric {fd}");
@@ -361,14 +360,14 @@ fn streamed_segmentation_equals_the_batch_forward_pass() {
     let probs = probabilities(&mut gpu, &case);
     let want = argmax(&probs, case.images, 2, case.h * case.w);
     for batch in [1, 3, 7, 16] {
-        let opts = InferenceOptions { batch, storage: FeatureStorage::F32 };
-        let got = gpu.network().segment_slices(&input, case.images, case.h, case.w, opts).unwrap();
+        let opts = InferenceOptions::default().with_batch(batch);
+        let got = gpu.segment_slices(&input, shape_of(&case), opts).unwrap();
         assert_eq!(got, want, "batch {batch}");
     }
     // Reduced precision: labels agree wherever f32 is not close to a tie.
     for storage in [FeatureStorage::F16, FeatureStorage::Bf16] {
-        let opts = InferenceOptions { batch: 3, storage };
-        let got = gpu.network().segment_slices(&input, case.images, case.h, case.w, opts).unwrap();
+        let opts = InferenceOptions::default().with_batch(3).with_storage(storage);
+        let got = gpu.segment_slices(&input, shape_of(&case), opts).unwrap();
         let plane = case.h * case.w;
         let mut disagree = 0;
         for i in 0..case.images {
@@ -394,11 +393,12 @@ fn segment_volume_keeps_the_geometry() {
     let mut rng = StdRng::seed_from_u64(62);
     let data = ndarray::Array3::from_shape_fn((4, 20, 24), |_| normal(&mut rng, 1.0));
     let volume = msd_io::Volume::new(data.clone(), msd_io::Geometry::default()).unwrap();
-    let labels = gpu.network().segment_volume(&volume, InferenceOptions::default()).unwrap();
+    let labels = gpu.segment_volume(&volume, InferenceOptions::default()).unwrap();
     assert_eq!(labels.shape(), [4, 20, 24]);
     assert_eq!(labels.geometry(), volume.geometry());
     let flat = data.as_standard_layout().as_slice().unwrap().to_vec();
-    let direct = gpu.network().segment_slices(&flat, 4, 20, 24, InferenceOptions::default()).unwrap();
+    let shape = BatchShape { images: 4, height: 20, width: 24 };
+    let direct = gpu.segment_slices(&flat, shape, InferenceOptions::default()).unwrap();
     assert_eq!(labels.data().as_standard_layout().as_slice().unwrap(), &direct[..]);
 }
 
@@ -406,21 +406,22 @@ fn segment_volume_keeps_the_geometry() {
 #[ignore = "needs an NVIDIA GPU"]
 fn bad_input_gets_typed_errors() {
     let config = MsdConfig::new(3, 1, 1, 2);
-    let mut gpu = CudaBackend::new(0, &config).unwrap();
-    let net = gpu.network();
-    assert!(matches!(net.backward(), Err(Error::OutOfOrder { .. })));
-    assert!(matches!(net.forward(&[0.0; 10], 1, 3, 4), Err(Error::InvalidArgument { .. })));
+    let mut net = CudaBackend::new(0, &config).unwrap();
+    use msd_net::Error::Cuda;
+    let one = BatchShape { images: 1, height: 3, width: 4 };
+    assert!(matches!(net.backward(), Err(Cuda(Error::OutOfOrder { .. }))));
+    assert!(matches!(net.forward(&[0.0; 10], one), Err(Cuda(Error::InvalidArgument { .. }))));
     let mut x = vec![0.5f32; 12];
     x[5] = f32::NAN;
-    assert!(matches!(net.forward(&x, 1, 3, 4), Err(Error::InvalidArgument { .. })));
-    net.forward(&[0.5; 12], 1, 3, 4).unwrap();
+    assert!(matches!(net.forward(&x, one), Err(Cuda(Error::InvalidArgument { .. }))));
+    net.forward(&[0.5; 12], one).unwrap();
     assert!(matches!(
         net.loss(&[0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0], &LossConfig::default()),
-        Err(Error::InvalidArgument { .. })
+        Err(Cuda(Error::InvalidArgument { .. }))
     ));
-    assert!(matches!(net.adam_step(&AdamConfig::default()), Err(Error::OutOfOrder { .. })));
-    let opts = InferenceOptions { batch: 0, storage: FeatureStorage::F32 };
-    assert!(matches!(net.segment_slices(&[0.5; 12], 1, 3, 4, opts), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(net.adam_step(&AdamConfig::default()), Err(Cuda(Error::OutOfOrder { .. }))));
+    let opts = InferenceOptions::default().with_batch(0);
+    assert!(matches!(net.segment_slices(&[0.5; 12], one, opts), Err(Cuda(Error::InvalidArgument { .. }))));
 }
 
 /// The crate's training loop (the same code the CPU path uses) drives the CUDA backend to the same

@@ -146,10 +146,16 @@ fn dataset_slabs_repeat_the_edge_slice() {
     assert_eq!(channel_values(&one, 0), [0.0; 5]);
 
     // Samples that do not exist, and even slab widths, are errors.
-    assert!(matches!(three.sample(SliceRef { case: 0, z: 4 }), Err(Error::InvalidInput { .. })));
-    assert!(matches!(three.sample(SliceRef { case: 1, z: 0 }), Err(Error::InvalidInput { .. })));
-    assert!(matches!(Dataset::new(2), Err(Error::InvalidInput { .. })));
-    assert!(matches!(Dataset::new(0), Err(Error::InvalidInput { .. })));
+    assert!(matches!(
+        three.sample(SliceRef { case: 0, z: 4 }),
+        Err(Error::NoSuchSlice { case: 0, z: 4, cases: 1, slices: Some(_) })
+    ));
+    assert!(matches!(
+        three.sample(SliceRef { case: 1, z: 0 }),
+        Err(Error::NoSuchSlice { case: 1, z: 0, cases: 1, slices: None })
+    ));
+    assert!(matches!(Dataset::new(2), Err(Error::InvalidValue { name: "input_channels", .. })));
+    assert!(matches!(Dataset::new(0), Err(Error::InvalidValue { name: "input_channels", .. })));
 }
 
 #[test]

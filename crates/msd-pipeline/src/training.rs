@@ -71,8 +71,8 @@ impl TrainingSet {
     /// over the CT: a mesh that covers no voxel centre is refused, as it is in another frame.
     pub fn push_mesh(&mut self, name: impl Into<String>, ct: Volume<f32>, mesh: &Mesh) -> Result<()> {
         let name = name.into();
-        let labels =
-            mesh_to_labels(mesh, &ct).map_err(|e| Error::Case { case: name.clone(), source: Box::new(e) })?;
+        let labels = mesh_to_labels(mesh, &ct)
+            .map_err(|e| Error::Case { case: name.clone(), source: Box::new(e.into()) })?;
         self.cases.push(TrainingCase { name, ct, labels });
         Ok(())
     }
@@ -102,7 +102,7 @@ impl TrainingSet {
         }
         let alignment = best.expect("two alignments were tried");
         let moved = mesh.transformed(&alignment.transform);
-        let labels = mesh_to_labels(&moved, &ct).map_err(in_case)?;
+        let labels = mesh_to_labels(&moved, &ct).map_err(|e| in_case(e.into()))?;
         self.cases.push(TrainingCase { name, ct, labels });
         Ok(alignment)
     }
@@ -155,17 +155,9 @@ fn bone_surface(ct: &Volume<f32>, bone_hu: f32) -> Result<Mesh> {
     Ok(surface.filter_triangles(keep))
 }
 
-/// Voxelises a closed mesh onto the CT's grid (1 inside, 0 outside). Refuses a mesh that covers
-/// no voxel centre of the CT (a mesh in another frame, or of another scan).
-pub fn mesh_to_labels(mesh: &Mesh, ct: &Volume<f32>) -> Result<LabelVolume> {
-    let labels = msd_geom::voxelize(mesh, ct.geometry(), ct.shape())?;
-    if !labels.data().iter().any(|&v| v != 0) {
-        return Err(Error::InvalidConfig {
-            what: "the mesh covers no voxel of the CT: is it in the CT's frame (LPS mm)?".into(),
-        });
-    }
-    Ok(labels)
-}
+/// Voxelises a closed mesh onto the CT's grid (1 inside, 0 outside); it lives in msd-geom
+/// ([`msd_geom::mesh_to_labels`]) and is re-exported here, where the workflow first needed it.
+pub use msd_geom::mesh_to_labels;
 
 /// The loss for skull segmentation: plain cross-entropy. Class weights above 1 for bone and a soft
 /// Dice term both reward calling uncertain voxels bone, which moves the 0.5 boundary outwards (into

@@ -265,7 +265,7 @@ fn slices(entry: HtmlCase, ct: &Volume<f32>, pred: &Shape, reference: &Shape) ->
                 ct.check_same_grid(l, 1e-3).with_context(|| format!("the {what} is not on the CT's grid"))?;
                 l.clone()
             }
-            Shape::Mesh(m) => msd::training::mesh_to_labels(m, ct)?,
+            Shape::Mesh(m) => msd::geom::mesh_to_labels(m, ct)?,
         })
     };
     let (pred, reference) = (on_grid(pred, "prediction")?, on_grid(reference, "reference")?);

@@ -18,7 +18,7 @@ pub fn run(args: &LabelArgs, ui: &Ui) -> anyhow::Result<()> {
     }
     let ct = super::read_ct(&args.like)?;
     let spinner = ui.spinner("voxelising");
-    let labels = msd::training::mesh_to_labels(&mesh, &ct).with_context(|| {
+    let labels = msd::geom::mesh_to_labels(&mesh, &ct).with_context(|| {
         format!("cannot voxelise {} onto the grid of {}", args.mesh.display(), args.like.display())
     })?;
     spinner.finish_and_clear();

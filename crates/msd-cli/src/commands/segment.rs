@@ -179,7 +179,7 @@ pub fn run(args: &SegmentArgs, ui: &Ui) -> anyhow::Result<()> {
             Some(p) => {
                 Some(match Shape::read(p).with_context(|| format!("cannot read {}", p.display()))? {
                     Shape::Labels(l) => l,
-                    Shape::Mesh(m) => msd::training::mesh_to_labels(&m, &ct)?,
+                    Shape::Mesh(m) => msd::geom::mesh_to_labels(&m, &ct)?,
                 })
             }
         };

@@ -1,10 +1,7 @@
 //! Mesh files: STL (binary and ASCII), PLY (binary and ASCII, with per-vertex colour or scalar) and
 //! OBJ, read by content and written by extension, atomically.
 //!
-//! Readers check every count against the file's size before allocating, refuse NaN and infinite
-//! coordinates and faces that are not triangles, and say where a file is wrong. Writers write to a
-//! temporary file in the destination folder and rename it into place, so a crash never leaves a
-//! half-written mesh behind.
+//! What readers check and how writers stay atomic is in the crate docs ("Mesh files").
 mod obj;
 mod ply;
 mod stl;

@@ -22,7 +22,7 @@ pub enum Error {
         reason: String,
     },
     /// A CUDA driver call failed.
-    #[error("CUDA driver error while {context}: {source}")]
+    #[error("CUDA driver error while {context}")]
     Driver {
         /// What the backend was doing.
         context: &'static str,
@@ -50,6 +50,16 @@ pub enum Error {
         op: &'static str,
         /// What did not fit.
         reason: String,
+    },
+    /// The driver refused to queue a kernel (a launch that its checks passed; an earlier
+    /// asynchronous failure can also surface here).
+    #[error("CUDA driver refused to launch {kernel}")]
+    Launch {
+        /// The kernel's entry point.
+        kernel: &'static str,
+        /// The driver's error code.
+        #[source]
+        source: DriverError,
     },
     /// A launch whose grid or shared memory exceeds what the device allows.
     #[error("launch of {kernel} does not fit the device: {reason}")]
@@ -85,10 +95,12 @@ impl<T> DriverContext<T> for std::result::Result<T, DriverError> {
 }
 
 impl From<Error> for crate::Error {
+    /// A crate error that passed through the backend ([`Error::Net`]) comes back as itself; every
+    /// other CUDA error is kept whole as the source of [`crate::Error::Cuda`].
     fn from(e: Error) -> Self {
         match e {
             Error::Net(inner) => *inner,
-            other => crate::Error::Backend { backend: "cuda".to_owned(), what: other.to_string() },
+            other => crate::Error::Cuda(other),
         }
     }
 }

@@ -1,27 +1,14 @@
-//! Whole-volume segmentation: slices stream through the GPU in batches, the copies of one batch (on the
-//! copy stream, through pinned host buffers) overlapping the kernels of its neighbours (compute stream).
+//! Whole-volume segmentation, the CUDA side of [`Backend::segment_slices`](crate::Backend::segment_slices):
+//! slices stream through the GPU in batches, the copies of one batch (on the copy stream, through
+//! pinned host buffers) overlapping the kernels of its neighbours (compute stream).
 
 use cudarc::driver::{CudaSlice, PinnedHostSlice, sys::CU_MEMHOSTALLOC_WRITECOMBINED};
 
+use super::backend::CudaBackend;
 use super::error::{DriverContext, Error, Result};
-use super::launch::{self, Batch, FeatureStorage, Features, Normalisation};
-use super::network::{CudaMsd, head_of, head_views, run_layers};
-
-/// How [`CudaMsd::segment_slices`] runs.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct InferenceOptions {
-    /// Slices per batch (one launch per layer covers the whole batch). 8 slices of 512² in f32 take about
-    /// 0.9 GB of feature maps at depth 100.
-    pub batch: usize,
-    /// Feature-map storage; reduced precision halves the memory traffic (arithmetic stays f32).
-    pub storage: FeatureStorage,
-}
-
-impl Default for InferenceOptions {
-    fn default() -> Self {
-        InferenceOptions { batch: 8, storage: FeatureStorage::F32 }
-    }
-}
+use super::launch::{self, Batch, Features, Normalisation};
+use super::network::{head_of, head_views, run_layers};
+use crate::{FeatureStorage, InferenceOptions};
 
 /// Double-buffered staging for streamed inference.
 pub(crate) struct InferBuffers {
@@ -36,7 +23,7 @@ pub(crate) struct InferBuffers {
 
 /// Page-locked host memory, zeroed.
 fn pinned<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
-    msd: &CudaMsd,
+    msd: &CudaBackend,
     len: usize,
     flags: u32,
 ) -> Result<PinnedHostSlice<T>> {
@@ -49,13 +36,13 @@ fn pinned<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
     Ok(p)
 }
 
-impl CudaMsd {
+impl CudaBackend {
     fn ensure_infer_buffers(&mut self, batch: Batch, storage: FeatureStorage) -> Result<()> {
         if self.infer.as_ref().is_some_and(|b| b.batch == batch && b.storage == storage) {
             return Ok(());
         }
         self.infer = None;
-        let sh = &self.shape;
+        let sh = &self.config;
         let overflow = || Error::InvalidArgument {
             op: "segment_slices",
             reason: format!("{batch:?} with {} channels overflows usize", sh.total_channels()),
@@ -78,14 +65,14 @@ impl CudaMsd {
         Ok(())
     }
 
-    /// Segments `n_slices` slices `[n_slices][c_in][h][w]` (raw intensities) into class labels
-    /// `[n_slices][h][w]`, streaming batches of `opts.batch` slices: while the GPU runs one batch, the
-    /// next one is uploaded and the previous one's labels come back.
+    /// Segments `n_slices` slices `[n_slices][c_in][h][w]` into class labels `[n_slices][h][w]`,
+    /// streaming batches of `opts.batch` slices: while the GPU runs one batch, the next one is uploaded
+    /// and the previous one's labels come back.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a wrong input length, a zero batch or a non-finite input value
     /// (reported with its index); launch and driver errors otherwise.
-    pub fn segment_slices(
+    pub(super) fn stream_slices(
         &mut self,
         input: &[f32],
         n_slices: usize,
@@ -94,7 +81,7 @@ impl CudaMsd {
         opts: InferenceOptions,
     ) -> Result<Vec<u8>> {
         const OP: &str = "segment_slices";
-        let per_in = self.shape.input_channels * h * w;
+        let per_in = self.config.input_channels * h * w;
         let plane = h * w;
         if opts.batch == 0 || n_slices == 0 || plane == 0 || n_slices.checked_mul(per_in) != Some(input.len())
         {
@@ -103,7 +90,7 @@ impl CudaMsd {
                 reason: format!(
                     "{} values for {n_slices} slices × {} channels × {h} × {w}, batch {} (all must be > 0)",
                     input.len(),
-                    self.shape.input_channels,
+                    self.config.input_channels,
                     opts.batch
                 ),
             });
@@ -112,7 +99,7 @@ impl CudaMsd {
         self.ensure_infer_buffers(Batch { images: b, h, w }, opts.storage)?;
         let mut out = vec![0u8; n_slices * plane];
         let dev = &*self.dev;
-        let sh = &self.shape;
+        let sh = &self.config;
         let bufs = self.infer.as_mut().ok_or(Error::OutOfOrder { op: OP, needs: "inference buffers" })?;
         let (hw, hb) = head_views(sh, &self.params);
         let copy = dev.copy_stream();
@@ -157,37 +144,5 @@ impl CudaMsd {
         }
         drain(bufs, n_batches - 1, &mut out)?;
         Ok(out)
-    }
-
-    /// Segments a whole CT volume (one input channel) slice by slice along z; the labels keep the
-    /// volume's geometry.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] when the network has more than one input channel, otherwise as
-    /// [`CudaMsd::segment_slices`].
-    pub fn segment_volume(
-        &mut self,
-        volume: &msd_io::Volume<f32>,
-        opts: InferenceOptions,
-    ) -> Result<msd_io::LabelVolume> {
-        const OP: &str = "segment_volume";
-        if self.shape.input_channels != 1 {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                reason: format!(
-                    "the network reads {} channels per slice; a volume gives 1",
-                    self.shape.input_channels
-                ),
-            });
-        }
-        let [nz, ny, nx] = volume.shape();
-        let data = volume.data().as_standard_layout();
-        let values = data
-            .as_slice()
-            .ok_or(Error::InvalidArgument { op: OP, reason: "volume data is not contiguous".to_owned() })?;
-        let labels = self.segment_slices(values, nz, ny, nx, opts)?;
-        let array = ndarray::Array3::from_shape_vec((nz, ny, nx), labels)
-            .map_err(|e| Error::InvalidArgument { op: OP, reason: e.to_string() })?;
-        volume.with_data(array).map_err(|e| Error::InvalidArgument { op: OP, reason: e.to_string() })
     }
 }

@@ -20,9 +20,17 @@
 //!   its gradient, head weight gradients.
 //! - `adam.cu`: the Adam update of the flat parameter vector.
 //!
+//! Rust side, by layer: `device.rs` (the GPU, its streams and the compiled-module cache),
+//! `kernels.rs` (the sources and their NVRTC compilation), `launch/` (one checked launch per
+//! kernel), `network.rs` (the network's layout on the device), `backend.rs` ([`CudaBackend`], the
+//! crate's [`Backend`](crate::Backend) on a GPU) and `inference.rs` (its streamed whole-volume
+//! segmentation).
+//!
 //! ```no_run
-//! use msd_net::cuda::{CudaBackend, CudaDevice, CudaMsd, FeatureStorage, InferenceOptions, InputNorm};
-//! use msd_net::{AdamConfig, Backend, BatchShape, LossConfig, MsdConfig, Params};
+//! use msd_net::cuda::{CudaBackend, CudaDevice, InputNorm};
+//! use msd_net::{
+//!     AdamConfig, Backend, BatchShape, FeatureStorage, InferenceOptions, LossConfig, MsdConfig, Params,
+//! };
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = MsdConfig::new(100, 1, 1, 2);
 //! // The crate's training loop drives any Backend; this one answers Err(CudaUnavailable) without a GPU.
@@ -30,14 +38,15 @@
 //! gpu.set_params(&Params::init(&config, 7)?)?;
 //! let (h, w) = (64, 64);
 //! let (slices, labels) = (vec![0.0f32; 4 * h * w], vec![0u8; 4 * h * w]);
-//! gpu.forward(&slices, BatchShape { images: 4, height: h, width: w })?;
+//! let shape = BatchShape { images: 4, height: h, width: w };
+//! gpu.forward(&slices, shape)?;
 //! let loss = gpu.loss(&labels, &LossConfig::default())?;
 //! gpu.backward()?;
 //! gpu.adam_step(&AdamConfig::default())?;
 //! // Whole volumes stream through in batches, here with f16 feature maps.
-//! let opts = InferenceOptions { batch: 8, storage: FeatureStorage::F16 };
-//! let segmentation = gpu.network().segment_slices(&slices, 4, h, w, opts)?;
-//! # let _ = (loss, segmentation, CudaDevice::new, CudaMsd::shape, InputNorm::identity);
+//! let opts = InferenceOptions::default().with_batch(8).with_storage(FeatureStorage::F16);
+//! let segmentation = gpu.segment_slices(&slices, shape, opts)?;
+//! # let _ = (loss, segmentation, CudaDevice::new, InputNorm::identity);
 //! # Ok(())
 //! # }
 //! ```
@@ -54,10 +63,8 @@ mod shape;
 pub use backend::CudaBackend;
 pub use device::{CudaDevice, device_count, driver_available};
 pub use error::{Error, Result};
-pub use inference::InferenceOptions;
 pub use kernels::{
     ComputeCapability, KernelModule, best_arch_for, compile, compile_options, nvrtc_available,
 };
-pub use launch::{FeatureStorage, MAX_CLASSES};
-pub use network::CudaMsd;
+pub use launch::MAX_CLASSES;
 pub use shape::{InputNorm, check_config};

@@ -77,17 +77,13 @@ impl InferenceKernels {
     /// The kernels forced to one instruction set, checked against this CPU.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when this CPU cannot run them.
+    /// [`Error::UnsupportedIsa`] when this CPU cannot run them.
     pub fn checked(self) -> Result<InferenceKernels> {
         let (ok, name) = match self {
             InferenceKernels::F32(isa) => (isa.is_supported(), isa.name()),
             InferenceKernels::Bf16(isa) => (isa.is_supported(), isa.name()),
         };
-        if ok {
-            Ok(self)
-        } else {
-            Err(Error::InvalidInput { what: format!("this CPU does not support the {name} kernels") })
-        }
+        if ok { Ok(self) } else { Err(Error::UnsupportedIsa { isa: name }) }
     }
 
     /// A short name for logs (`avx512`, `amx-bf16`, …): the instruction set's name.

@@ -104,13 +104,7 @@ impl Isa {
     }
 
     fn check(self) -> Result<()> {
-        if self.is_supported() {
-            Ok(())
-        } else {
-            Err(Error::InvalidInput {
-                what: format!("this CPU does not support the {} kernels", self.name()),
-            })
-        }
+        if self.is_supported() { Ok(()) } else { Err(Error::UnsupportedIsa { isa: self.name() }) }
     }
 }
 
@@ -124,7 +118,7 @@ fn check_lengths(
 ) -> Result<()> {
     config.validate()?;
     if h == 0 || w == 0 {
-        return Err(Error::InvalidInput { what: format!("image of {h} × {w} pixels is empty") });
+        return Err(Error::EmptyImage { height: h, width: w });
     }
     if conv_weights.len() != config.conv_weight_len() {
         return Err(Error::len("3×3 weights", config.conv_weight_len(), conv_weights.len()));
@@ -132,9 +126,10 @@ fn check_lengths(
     if conv_biases.len() != config.conv_bias_len() {
         return Err(Error::len("3×3 biases", config.conv_bias_len(), conv_biases.len()));
     }
-    let need = config.total_channels().checked_mul(h * w).ok_or_else(|| Error::InvalidInput {
-        what: format!("feature buffer of {} channels × {h} × {w} overflows", config.total_channels()),
-    })?;
+    let need = config
+        .total_channels()
+        .checked_mul(h * w)
+        .ok_or(Error::TooLarge { what: "feature buffer", dims: vec![config.total_channels(), h, w] })?;
     if features.len() != need {
         return Err(Error::len("feature buffer", need, features.len()));
     }

@@ -183,15 +183,13 @@ impl Bf16Forward {
     /// Packs `params` of a network `config` for the bf16 kernels of `isa`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when this machine cannot run `isa`; the configuration's and the
+    /// [`Error::UnsupportedIsa`] when this machine cannot run `isa`; the configuration's and the
     /// parameters' own errors when they do not fit.
     pub fn new(isa: Bf16Isa, config: &MsdConfig, params: &Params) -> Result<Self> {
         config.validate()?;
         params.check_shape(config)?;
         if !isa.is_supported() {
-            return Err(Error::InvalidInput {
-                what: format!("this CPU does not support the {} kernels", isa.name()),
-            });
+            return Err(Error::UnsupportedIsa { isa: isa.name() });
         }
         Ok(Bf16Forward {
             isa,
@@ -220,14 +218,12 @@ impl Bf16Forward {
     /// The logits `[n_classes][h][w]` of a normalised input image `[input_channels][h][w]`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an empty image or one whose buffers would overflow;
+    /// [`Error::EmptyImage`] for an empty image, [`Error::TooLarge`] for one whose buffers would
+    /// overflow;
     /// [`Error::BufferLength`] when `input` does not hold `input_channels · h · w` values.
     pub fn forward(&mut self, input: &[f32], h: usize, w: usize, logits: &mut Vec<f32>) -> Result<()> {
         let config = &self.config;
-        let hw = h
-            .checked_mul(w)
-            .filter(|&v| v > 0)
-            .ok_or_else(|| Error::InvalidInput { what: format!("an image of {h} × {w} pixels") })?;
+        let hw = h.checked_mul(w).filter(|&v| v > 0).ok_or(Error::EmptyImage { height: h, width: w })?;
         if input.len() != config.input_channels * hw {
             return Err(Error::len("input image", config.input_channels * hw, input.len()));
         }
@@ -238,9 +234,8 @@ impl Bf16Forward {
         let x_pad = w.next_multiple_of(32);
         let row_pairs = self.layout.pairs * x_pad;
         if self.shape != Some((h, w)) {
-            let overflow = || Error::InvalidInput {
-                what: format!("bf16 feature buffer for {h} × {w} pixels overflows"),
-            };
+            let overflow =
+                || Error::TooLarge { what: "bf16 feature buffer", dims: vec![h, self.layout.pairs, x_pad] };
             let len = h.checked_mul(row_pairs).ok_or_else(overflow)?;
             let max_out = self.layout.groups.iter().map(|g| g.n_out).max().unwrap_or(0);
             let z_len = max_out.checked_mul(hw).ok_or_else(overflow)?;
@@ -268,12 +263,10 @@ impl Bf16Forward {
     /// The `f32` kernels and final layer, for images no larger than the halo.
     fn forward_f32(&mut self, input: &[f32], h: usize, w: usize, logits: &mut [f32]) -> Result<()> {
         let hw = h * w;
-        let need = self.config.total_channels().checked_mul(hw).ok_or_else(|| Error::InvalidInput {
-            what: format!(
-                "feature buffer of {} channels × {h} × {w} overflows",
-                self.config.total_channels()
-            ),
-        })?;
+        let channels = self.config.total_channels();
+        let need = channels
+            .checked_mul(hw)
+            .ok_or(Error::TooLarge { what: "feature buffer", dims: vec![channels, h, w] })?;
         self.features.resize(need, 0.0);
         self.features[..input.len()].copy_from_slice(input);
         let p = &self.params;
@@ -626,7 +619,7 @@ mod tests {
         let p = network(&config, 1);
         let mut net = Bf16Forward::new(Bf16Isa::Portable, &config, &p).unwrap();
         let mut out = Vec::new();
-        assert!(matches!(net.forward(&[], 0, 5, &mut out), Err(Error::InvalidInput { .. })));
+        assert!(matches!(net.forward(&[], 0, 5, &mut out), Err(Error::EmptyImage { height: 0, width: 5 })));
         assert!(matches!(net.forward(&[0.0; 7], 2, 5, &mut out), Err(Error::BufferLength { .. })));
         let wrong = Params::zeros(&MsdConfig::new(4, 1, 1, 2));
         assert!(Bf16Forward::new(Bf16Isa::Portable, &config, &wrong).is_err());

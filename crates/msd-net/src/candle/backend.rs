@@ -236,7 +236,7 @@ impl CandleBackend {
     }
 
     fn pass(&self) -> Result<&Pass> {
-        self.pass.as_ref().ok_or_else(|| Error::InvalidInput { what: "no forward pass has run yet".into() })
+        self.pass.as_ref().ok_or(Error::OutOfOrder { op: "this step", needs: "a forward pass" })
     }
 }
 
@@ -304,9 +304,7 @@ impl Backend for CandleBackend {
         }
         loss.validate(k)?;
         if let Some(bad) = labels.iter().position(|&l| l as usize >= k) {
-            return Err(Error::InvalidInput {
-                what: format!("label {} at pixel {bad} is not a class of a {k}-class model", labels[bad]),
-            });
+            return Err(Error::LabelOutOfRange { label: labels[bad], pixel: bad, n_classes: k });
         }
         // One row of class scores per pixel of the batch, in f64: the loss sums over every pixel,
         // as `loss_and_grad` does in f64.
@@ -354,9 +352,10 @@ impl Backend for CandleBackend {
     }
 
     fn backward(&mut self) -> Result<()> {
-        let loss = self.loss.as_ref().ok_or_else(|| Error::InvalidInput {
-            what: "backward needs a loss of the last forward pass".into(),
-        })?;
+        let loss = self
+            .loss
+            .as_ref()
+            .ok_or(Error::OutOfOrder { op: "backward", needs: "a loss of the last forward pass" })?;
         let mut all = loss.backward()?;
         // Keep the parameters' gradients only: the store also holds one for every intermediate
         // tensor, among them the gradient of all feature channels.
