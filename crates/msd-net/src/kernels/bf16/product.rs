@@ -193,6 +193,38 @@ mod x86 {
         // The caller also guarantees AMX and the process's permission for it.
         unsafe {
             asm!("ldtilecfg [{}]", in(reg) &TILES, options(nostack, readonly, preserves_flags));
+            if kp == 16 {
+                // One step of 32 slots (the first groups): the two feature tiles of a block stay
+                // loaded for every row tile of `A`, and consecutive row tiles alternate between
+                // two sets of registers (A in tmm4/tmm5, C in tmm0–1/tmm2–3), so that a load does
+                // not wait for the product still reading the other set.
+                for x0 in (0..xp).step_by(32) {
+                    tile_load!(6, x(0, x0), x_stride);
+                    tile_load!(7, x(0, x0 + 16), x_stride);
+                    for mt in 0..tiles {
+                        let c = out.add(mt * 16 * p_stride + col0 + x0);
+                        if mt % 2 == 0 {
+                            tile_load!(4, a(mt, 0), a_stride);
+                            tile_zero!(0);
+                            tile_zero!(1);
+                            tile_dot!(0, 4, 6);
+                            tile_dot!(1, 4, 7);
+                            tile_store!(0, c, p_bytes);
+                            tile_store!(1, c.add(16), p_bytes);
+                        } else {
+                            tile_load!(5, a(mt, 0), a_stride);
+                            tile_zero!(2);
+                            tile_zero!(3);
+                            tile_dot!(2, 5, 6);
+                            tile_dot!(3, 5, 7);
+                            tile_store!(2, c, p_bytes);
+                            tile_store!(3, c.add(16), p_bytes);
+                        }
+                    }
+                }
+                asm!("tilerelease", options(nostack, nomem, preserves_flags));
+                return;
+            }
             for x0 in (0..xp).step_by(32) {
                 let mut mt = 0;
                 while mt < tiles {
