@@ -1,6 +1,8 @@
 //! Softmax, (class-weighted) cross-entropy and the soft Dice term, with their gradient at the logits.
 use serde::{Deserialize, Serialize};
 
+use rayon::prelude::*;
+
 use crate::{Error, Result};
 
 /// What the training loss is made of.
@@ -63,23 +65,35 @@ pub struct LossValue {
 
 /// Softmax over classes in place; `logits` is `[n_classes][pixels]`.
 pub(crate) fn softmax_planes(logits: &mut [f32], n_classes: usize) {
+    // In parallel chunks of pixels (each pixel's arithmetic as in a serial loop, so the result
+    // does not depend on the chunking): a 512² plane took 5 ms on one core, 1.3 s of a whole scan.
+    const CHUNK: usize = 4096;
     let hw = logits.len() / n_classes;
-    let mut col = vec![0.0f32; n_classes];
-    for p in 0..hw {
-        let mut m = f32::NEG_INFINITY;
-        for (k, c) in col.iter_mut().enumerate() {
-            *c = logits[k * hw + p];
-            m = m.max(*c);
-        }
-        let mut s = 0.0;
-        for c in col.iter_mut() {
-            *c = (*c - m).exp();
-            s += *c;
-        }
-        for (k, c) in col.iter().enumerate() {
-            logits[k * hw + p] = c / s;
+    let mut chunks: Vec<Vec<&mut [f32]>> =
+        (0..hw.div_ceil(CHUNK)).map(|_| Vec::with_capacity(n_classes)).collect();
+    for plane in logits.chunks_exact_mut(hw.max(1)) {
+        for (chunk, part) in chunks.iter_mut().zip(plane.chunks_mut(CHUNK)) {
+            chunk.push(part);
         }
     }
+    chunks.into_par_iter().for_each(|mut planes| {
+        let mut col = vec![0.0f32; n_classes];
+        for p in 0..planes[0].len() {
+            let mut m = f32::NEG_INFINITY;
+            for (c, plane) in col.iter_mut().zip(planes.iter()) {
+                *c = plane[p];
+                m = m.max(*c);
+            }
+            let mut s = 0.0;
+            for c in col.iter_mut() {
+                *c = (*c - m).exp();
+                s += *c;
+            }
+            for (c, plane) in col.iter().zip(planes.iter_mut()) {
+                plane[p] = c / s;
+            }
+        }
+    });
 }
 
 /// The loss of a batch and its gradient at the logits.
@@ -167,4 +181,28 @@ pub(crate) fn loss_and_grad(
         }
     }
     Ok(LossValue { loss: ce + lambda * (1.0 - soft_dice), cross_entropy: ce, soft_dice, pixels: px })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_softmax_equals_the_serial_loop_bit_for_bit() {
+        let (k, hw) = (3, 10_007); // several chunks and a partial one
+        let logits: Vec<f32> = (0..k * hw).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.173).collect();
+        let mut got = logits.clone();
+        softmax_planes(&mut got, k);
+        for p in 0..hw {
+            let l: Vec<f32> = (0..k).map(|c| logits[c * hw + p]).collect();
+            let m = l.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let e: Vec<f32> = l.iter().map(|&v| (v - m).exp()).collect();
+            let s: f32 = e.iter().sum();
+            for c in 0..k {
+                assert_eq!(got[c * hw + p].to_bits(), (e[c] / s).to_bits(), "pixel {p}, class {c}");
+            }
+        }
+        let mut empty: Vec<f32> = Vec::new();
+        softmax_planes(&mut empty, 2);
+    }
 }
