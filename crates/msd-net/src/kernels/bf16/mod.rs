@@ -245,7 +245,9 @@ impl Bf16Forward {
             self.z.resize(z_len, 0.0);
             self.shape = Some((h, w));
         }
-        let threads = rayon::current_num_threads().clamp(1, h);
+        // Each task computes the product rows of its own rows and of a halo on either side: tasks
+        // of at least four halos keep that below half of their work on many-core machines.
+        let threads = rayon::current_num_threads().min(h / (4 * self.halo)).max(1);
         let bounds: Vec<usize> = (0..=threads).map(|i| i * h / threads).collect();
         let (mut x, mut z) = (std::mem::take(&mut self.x), std::mem::take(&mut self.z));
         let run = Run { net: self, h, w, x_pad, row_pairs, bounds: &bounds };
@@ -579,7 +581,8 @@ mod tests {
     fn results_do_not_depend_on_the_number_of_threads_or_on_earlier_images() {
         let config = MsdConfig::new(30, 1, 1, 2);
         let p = network(&config, 3);
-        let (h, w) = (41, 50);
+        // 130 rows: up to three tasks of at least four halos (dilation 10) each.
+        let (h, w) = (130, 50);
         let a = image(1, h, w, 4);
         let b = image(1, h, w, 5);
         let isa = Bf16Isa::available()[0];
