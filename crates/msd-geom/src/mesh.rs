@@ -452,6 +452,43 @@ impl Mesh {
         self.filter_triangles_par(|t| c.sizes[c.triangle_component[t] as usize] >= min_triangles)
     }
 
+    /// The same mesh as `self.drop_small_components(min_triangles).keep_largest_components(keep)`
+    /// (`keep = 0`: every component of `min_triangles` or more), from one component pass and one
+    /// compaction instead of two of each.
+    ///
+    /// Dropping whole components leaves the others as they were, so the second call would find
+    /// the same components with the same sizes; only its tie-break differs: it ranks equal sizes
+    /// by their smallest vertex after the first compaction, which numbers vertices in the order of
+    /// their first use, so that is the order of each component's first triangle.
+    pub fn select_components(&self, min_triangles: usize, keep: usize) -> Mesh {
+        let c = self.connected_components();
+        // Sizes are in decreasing order: the first `eligible` components are the ones not dropped.
+        let eligible = c.sizes.partition_point(|&s| s >= min_triangles);
+        let mut kept = vec![false; c.sizes.len()];
+        if keep == 0 || keep >= eligible {
+            kept[..eligible].fill(true);
+        } else {
+            // Components larger than the last one kept are kept whatever the tie-break; of those
+            // of its size, the ones whose first triangle comes first.
+            let last = c.sizes[keep - 1];
+            let ties = c.sizes.partition_point(|&s| s > last)..c.sizes.partition_point(|&s| s >= last);
+            kept[..ties.start].fill(true);
+            let first: Vec<AtomicU32> = ties.clone().map(|_| AtomicU32::new(u32::MAX)).collect();
+            c.triangle_component.par_iter().enumerate().with_min_len(1 << 12).for_each(|(t, &k)| {
+                if ties.contains(&(k as usize)) {
+                    first[k as usize - ties.start].fetch_min(t as u32, Ordering::Relaxed);
+                }
+            });
+            let mut order: Vec<(u32, usize)> =
+                first.iter().enumerate().map(|(i, f)| (f.load(Ordering::Relaxed), ties.start + i)).collect();
+            order.sort_unstable();
+            for &(_, k) in &order[..keep - ties.start] {
+                kept[k] = true;
+            }
+        }
+        self.filter_triangles_par(|t| kept[c.triangle_component[t] as usize])
+    }
+
     /// The same mesh without vertices that no triangle uses (indices renumbered in order).
     pub fn compacted(&self) -> Mesh {
         Mesh::compact_parts(&self.vertices, self.triangles.clone())
@@ -853,16 +890,37 @@ mod tests {
         assert!(!pair.is_watertight() && pair.components == 2, "{pair:?}");
     }
 
+    #[test]
+    fn select_components_is_drop_small_then_keep_largest() {
+        // Random meshes have many components of equal size, so the tie-break is exercised.
+        for (seed, v, t) in [(8, 100, 40), (9, 5_000, 2_000), (10, 200_000, 90_000)] {
+            let m = random_mesh(seed, v, t);
+            for min in [1, 2, 3, 5] {
+                for keep in [1, 2, 3, 7, 50, 10_000] {
+                    let two = m.drop_small_components(min).keep_largest_components(keep);
+                    assert_eq!(m.select_components(min, keep), two, "seed {seed} min {min} keep {keep}");
+                }
+                assert_eq!(m.select_components(min, 0), m.drop_small_components(min));
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
-        fn check_matches_its_reference(
+        fn check_and_select_match_their_references(
             vertices in 1usize..40,
             triangles in proptest::collection::vec([0u32..40, 0u32..40, 0u32..40], 0..120),
+            min in 0usize..4,
+            keep in 1usize..5,
         ) {
             let v = (0..vertices).map(|i| [i as f32, (i * i % 11) as f32, (i % 3) as f32]).collect();
             let t = triangles.into_iter().map(|t| t.map(|i| i % vertices as u32)).collect();
             let m = Mesh::new(v, t).unwrap();
             proptest::prop_assert_eq!(m.check(), check_reference(&m));
+            proptest::prop_assert_eq!(
+                m.select_components(min, keep),
+                m.drop_small_components(min).keep_largest_components(keep)
+            );
         }
     }
 }
