@@ -4,7 +4,8 @@
 //!   512 × 512 × 250 grid (voxels/s), and `scalar_512x512x250`: [`marching_cubes`] of the same
 //!   volume as `f32` at 0.5 (the same input scikit-image gets).
 //! * `mesh_files/*`: writing the big surface as binary STL, reading it back (welded), reading it as
-//!   binary PLY, and dropping its small components (triangles/s).
+//!   binary PLY, dropping its small components, dropping them and keeping the largest in one
+//!   pass, and the topology check (triangles/s).
 //! * `voxelize/1M_triangles`: [`voxelize`] of a 1 M-triangle mesh onto the 512 × 512 × 250 grid
 //!   (triangles/s).
 //! * `cleanup/smooth_taubin_10_iterations` and `cleanup/decimate_to_20_percent_*` (with a 0.1 mm
@@ -71,6 +72,8 @@ fn benches(c: &mut Criterion) {
     msd_geom::write_mesh(&ply, &surface).unwrap();
     g.bench_function("read_ply_binary", |b| b.iter(|| msd_geom::read_mesh(&ply).unwrap()));
     g.bench_function("drop_small_components", |b| b.iter(|| surface.drop_small_components(50)));
+    g.bench_function("select_components_50_keep_1", |b| b.iter(|| surface.select_components(50, 1)));
+    g.bench_function("check", |b| b.iter(|| surface.check()));
     g.finish();
 
     // A 1 M-triangle mesh: the big shell's surface decimated (no bound) to 1 M triangles.

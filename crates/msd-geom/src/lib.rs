@@ -12,7 +12,7 @@
 //! | files | [`read_mesh`], [`write_mesh`], [`read_stl`], [`write_stl`], [`write_stl_ascii`], [`read_ply`], [`write_ply`], [`write_ply_with`] ([`PlyOptions`]: colour, scalars), [`read_obj`], [`write_obj`] |
 //! | measures and checks | [`Mesh::area`], [`Mesh::enclosed_volume`], [`Mesh::bounds`], [`Mesh::vertex_normals`], [`Mesh::connected_components`], [`Mesh::check`] → [`MeshCheck`] |
 //! | label clean-up | [`Cleanup`] (the engineers' recipe: largest 26-connected component, pockets filled), [`label_components`] |
-//! | clean-up | [`Mesh::keep_largest_components`], [`Mesh::drop_small_components`], [`fill_cavities`], [`smooth_taubin`], [`decimate()`] |
+//! | clean-up | [`Mesh::keep_largest_components`], [`Mesh::drop_small_components`], [`Mesh::select_components`], [`fill_cavities`], [`smooth_taubin`], [`decimate()`] |
 //! | alignment | [`align_icp`], [`align_to_volume`] |
 //!
 //! # Example: label volume → cleaned, smoothed STL

@@ -1,7 +1,7 @@
 //! An indexed triangle mesh in world LPS millimetres, with the measurements and checks that tell
 //! whether it is a printable solid: area, enclosed volume, bounds, components, closedness,
 //! edge-manifoldness and orientation.
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use rayon::prelude::*;
 
@@ -77,6 +77,30 @@ impl MeshCheck {
     pub fn is_watertight(&self) -> bool {
         self.is_closed() && self.is_consistently_oriented()
     }
+
+    /// Counts one undirected edge from its uses, given as keys whose lowest bit is the direction in
+    /// which a triangle traverses it (the same bit for both uses: a flipped neighbour).
+    fn add_edge<K: Copy + Into<u64>>(&mut self, uses: &[K]) {
+        self.edges += 1;
+        match uses.len() {
+            1 => self.boundary_edges += 1,
+            2 => {
+                if (uses[0].into() ^ uses[1].into()) & 1 == 0 {
+                    self.inconsistent_edges += 1;
+                }
+            }
+            _ => self.non_manifold_edges += 1,
+        }
+    }
+
+    /// The sum of two edge counts (of disjoint sets of edges).
+    fn add_counts(mut self, other: MeshCheck) -> MeshCheck {
+        self.edges += other.edges;
+        self.boundary_edges += other.boundary_edges;
+        self.non_manifold_edges += other.non_manifold_edges;
+        self.inconsistent_edges += other.inconsistent_edges;
+        self
+    }
 }
 
 /// Unit normal of a triangle by the right-hand rule (zero for a degenerate triangle).
@@ -140,6 +164,101 @@ impl ConcurrentSets {
             }
             (a, b) = (lo, hi);
         }
+    }
+}
+
+/// Every directed edge of a mesh filed under its smaller vertex: a counting sort by that vertex
+/// (linear, in parallel), after which each vertex's few edges are sorted on their own. A sort of
+/// all edges at once costs `E log E` (a fifth of `msd mesh` on a 3.8 M-triangle surface); this is
+/// three passes over the triangles and one over the vertices, with the same counts.
+struct EdgeBuckets {
+    /// `start[v]..start[v + 1]` are the edges whose smaller vertex is `v`.
+    start: Vec<u32>,
+    /// For each edge, its larger vertex shifted left by one, and 1 in the lowest bit when the
+    /// triangle traverses it from the larger vertex to the smaller.
+    edges: Vec<u32>,
+}
+
+impl EdgeBuckets {
+    /// The most vertices whose larger-vertex key fits in a `u32` beside the direction bit.
+    const MAX_VERTICES: usize = 1 << 31;
+
+    /// Whether the edges of `mesh` fit: every larger-vertex key and edge position in a `u32`.
+    fn fits(mesh: &Mesh) -> bool {
+        mesh.vertices.len() <= Self::MAX_VERTICES && 3 * mesh.triangles.len() <= u32::MAX as usize
+    }
+
+    /// The directed edges of `mesh` (a triangle's repeated vertex makes no edge), for a mesh that
+    /// [`EdgeBuckets::fits`].
+    fn new(mesh: &Mesh) -> Self {
+        let n = mesh.vertices.len();
+        let edges_of = |t: &[u32; 3]| {
+            [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])]
+                .into_iter()
+                .filter(|(a, b)| a != b)
+                .map(|(a, b)| if a < b { (a, b << 1) } else { (b, (a << 1) | 1) })
+        };
+        let count: Vec<AtomicU32> = (0..n).into_par_iter().map(|_| AtomicU32::new(0)).collect();
+        mesh.triangles.par_iter().with_min_len(1 << 12).for_each(|t| {
+            for (lo, _) in edges_of(t) {
+                count[lo as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let mut start = Vec::with_capacity(n + 1);
+        let mut total = 0u32;
+        start.push(0);
+        for c in &count {
+            total += c.load(Ordering::Relaxed);
+            start.push(total);
+        }
+        // The counters become each bucket's fill position; the order within a bucket depends on
+        // the threads, and the per-bucket sort below removes that.
+        count.par_iter().zip(&start[..n]).for_each(|(c, &s)| c.store(s, Ordering::Relaxed));
+        let slots: Vec<AtomicU32> = (0..total).into_par_iter().map(|_| AtomicU32::new(0)).collect();
+        mesh.triangles.par_iter().with_min_len(1 << 12).for_each(|t| {
+            for (lo, key) in edges_of(t) {
+                let at = count[lo as usize].fetch_add(1, Ordering::Relaxed);
+                slots[at as usize].store(key, Ordering::Relaxed);
+            }
+        });
+        EdgeBuckets { start, edges: slots.into_par_iter().map(AtomicU32::into_inner).collect() }
+    }
+
+    /// Edges, boundary, non-manifold and inconsistent edges (the other fields zero).
+    fn count(mut self) -> MeshCheck {
+        let n = self.start.len() - 1;
+        let start = &self.start;
+        // Split the edge array at bucket boundaries so each task sorts its own buckets in place.
+        let chunk = 1 << 14;
+        let mut pieces = Vec::with_capacity(n.div_ceil(chunk));
+        let mut rest: &mut [u32] = &mut self.edges;
+        for v0 in (0..n).step_by(chunk) {
+            let v1 = (v0 + chunk).min(n);
+            let (piece, tail) = rest.split_at_mut((start[v1] - start[v0]) as usize);
+            pieces.push((v0, v1, piece));
+            rest = tail;
+        }
+        pieces
+            .into_par_iter()
+            .map(|(v0, v1, piece)| {
+                let mut check = MeshCheck::default();
+                let base = start[v0];
+                for v in v0..v1 {
+                    let bucket = &mut piece[(start[v] - base) as usize..(start[v + 1] - base) as usize];
+                    bucket.sort_unstable();
+                    let mut i = 0;
+                    while i < bucket.len() {
+                        let mut j = i + 1;
+                        while j < bucket.len() && bucket[j] >> 1 == bucket[i] >> 1 {
+                            j += 1;
+                        }
+                        check.add_edge(&bucket[i..j]);
+                        i = j;
+                    }
+                }
+                check
+            })
+            .reduce(MeshCheck::default, MeshCheck::add_counts)
     }
 }
 
@@ -333,6 +452,43 @@ impl Mesh {
         self.filter_triangles_par(|t| c.sizes[c.triangle_component[t] as usize] >= min_triangles)
     }
 
+    /// The same mesh as `self.drop_small_components(min_triangles).keep_largest_components(keep)`
+    /// (`keep = 0`: every component of `min_triangles` or more), from one component pass and one
+    /// compaction instead of two of each.
+    ///
+    /// Dropping whole components leaves the others as they were, so the second call would find
+    /// the same components with the same sizes; only its tie-break differs: it ranks equal sizes
+    /// by their smallest vertex after the first compaction, which numbers vertices in the order of
+    /// their first use, so that is the order of each component's first triangle.
+    pub fn select_components(&self, min_triangles: usize, keep: usize) -> Mesh {
+        let c = self.connected_components();
+        // Sizes are in decreasing order: the first `eligible` components are the ones not dropped.
+        let eligible = c.sizes.partition_point(|&s| s >= min_triangles);
+        let mut kept = vec![false; c.sizes.len()];
+        if keep == 0 || keep >= eligible {
+            kept[..eligible].fill(true);
+        } else {
+            // Components larger than the last one kept are kept whatever the tie-break; of those
+            // of its size, the ones whose first triangle comes first.
+            let last = c.sizes[keep - 1];
+            let ties = c.sizes.partition_point(|&s| s > last)..c.sizes.partition_point(|&s| s >= last);
+            kept[..ties.start].fill(true);
+            let first: Vec<AtomicU32> = ties.clone().map(|_| AtomicU32::new(u32::MAX)).collect();
+            c.triangle_component.par_iter().enumerate().with_min_len(1 << 12).for_each(|(t, &k)| {
+                if ties.contains(&(k as usize)) {
+                    first[k as usize - ties.start].fetch_min(t as u32, Ordering::Relaxed);
+                }
+            });
+            let mut order: Vec<(u32, usize)> =
+                first.iter().enumerate().map(|(i, f)| (f.load(Ordering::Relaxed), ties.start + i)).collect();
+            order.sort_unstable();
+            for &(_, k) in &order[..keep - ties.start] {
+                kept[k] = true;
+            }
+        }
+        self.filter_triangles_par(|t| kept[c.triangle_component[t] as usize])
+    }
+
     /// The same mesh without vertices that no triangle uses (indices renumbered in order).
     pub fn compacted(&self) -> Mesh {
         Mesh::compact_parts(&self.vertices, self.triangles.clone())
@@ -397,6 +553,55 @@ impl Mesh {
     /// Checks topology: boundary, non-manifold and inconsistently oriented edges, degenerate
     /// triangles, components and the Euler characteristic.
     pub fn check(&self) -> MeshCheck {
+        let mut check =
+            if EdgeBuckets::fits(self) { EdgeBuckets::new(self).count() } else { self.edge_counts_sorted() };
+        check.vertices = self.vertices.len();
+        check.triangles = self.triangles.len();
+        check.degenerate_triangles = (0..self.triangles.len())
+            .into_par_iter()
+            .filter(|&t| {
+                let tri = self.triangles[t];
+                if tri[0] == tri[1] || tri[1] == tri[2] || tri[0] == tri[2] {
+                    return true;
+                }
+                let p = self.triangle_points(t);
+                let n = cross64(sub64(p[1], p[0]), sub64(p[2], p[0]));
+                dot(n, n) == 0.0
+            })
+            .count();
+        let (components, used) = self.component_count();
+        check.components = components;
+        check.euler_characteristic = used as i64 - check.edges as i64 + self.triangles.len() as i64;
+        check
+    }
+
+    /// The number of connected components and of vertices that triangles use, without numbering
+    /// the components: [`Mesh::connected_components`] also sorts them and labels every triangle,
+    /// which a count does not need. Every set's root is its smallest vertex, and a used vertex is
+    /// only ever joined to used ones, so the components are the used vertices that are their own
+    /// root.
+    fn component_count(&self) -> (usize, usize) {
+        let sets = ConcurrentSets::new(self.vertices.len());
+        let used: Vec<AtomicBool> =
+            (0..self.vertices.len()).into_par_iter().map(|_| AtomicBool::new(false)).collect();
+        self.triangles.par_iter().with_min_len(1 << 12).for_each(|t| {
+            sets.union(t[0], t[1]);
+            sets.union(t[0], t[2]);
+            for &i in t {
+                used[i as usize].store(true, Ordering::Relaxed);
+            }
+        });
+        (0..self.vertices.len())
+            .into_par_iter()
+            .with_min_len(1 << 14)
+            .filter(|&v| used[v].load(Ordering::Relaxed))
+            .map(|v| (usize::from(sets.find(v as u32) == v as u32), 1))
+            .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    /// The edge counts of [`Mesh::check`] by sorting every directed edge: the general method, for
+    /// meshes too large for [`EdgeBuckets`] (and the reference it is tested against).
+    fn edge_counts_sorted(&self) -> MeshCheck {
         // Each directed edge as (min, max) packed in 63 bits plus one bit for its direction; sorting
         // groups the uses of each undirected edge.
         let mut keys: Vec<u64> = self
@@ -412,11 +617,7 @@ impl Mesh {
             })
             .collect();
         keys.par_sort_unstable();
-        let mut check = MeshCheck {
-            vertices: self.vertices.len(),
-            triangles: self.triangles.len(),
-            ..Default::default()
-        };
+        let mut check = MeshCheck::default();
         let mut i = 0;
         while i < keys.len() {
             let e = keys[i] >> 1;
@@ -424,37 +625,9 @@ impl Mesh {
             while j < keys.len() && keys[j] >> 1 == e {
                 j += 1;
             }
-            check.edges += 1;
-            match j - i {
-                1 => check.boundary_edges += 1,
-                2 => {
-                    if keys[i] & 1 == keys[i + 1] & 1 {
-                        check.inconsistent_edges += 1;
-                    }
-                }
-                _ => check.non_manifold_edges += 1,
-            }
+            check.add_edge(&keys[i..j]);
             i = j;
         }
-        check.degenerate_triangles = (0..self.triangles.len())
-            .into_par_iter()
-            .filter(|&t| {
-                let tri = self.triangles[t];
-                if tri[0] == tri[1] || tri[1] == tri[2] || tri[0] == tri[2] {
-                    return true;
-                }
-                let p = self.triangle_points(t);
-                let n = cross64(sub64(p[1], p[0]), sub64(p[2], p[0]));
-                dot(n, n) == 0.0
-            })
-            .count();
-        check.components = self.connected_components().sizes.len();
-        let mut used = vec![false; self.vertices.len()];
-        for &i in self.triangles.iter().flatten() {
-            used[i as usize] = true;
-        }
-        let v = used.iter().filter(|&&u| u).count() as i64;
-        check.euler_characteristic = v - check.edges as i64 + self.triangles.len() as i64;
         check
     }
 
@@ -630,6 +803,124 @@ mod tests {
             assert_eq!(m.drop_small_components(3), reference);
             let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
             assert_eq!(pool.install(|| m.connected_components()), c);
+        }
+    }
+
+    /// The check as it was before the edge buckets: every edge sorted at once, and the components
+    /// counted from the one-thread [`components_reference`].
+    fn check_reference(m: &Mesh) -> MeshCheck {
+        let mut keys: Vec<u64> = m
+            .triangles
+            .iter()
+            .flat_map(|t| [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])])
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| {
+                if a < b {
+                    ((a as u64) << 33) | ((b as u64) << 1)
+                } else {
+                    ((b as u64) << 33) | ((a as u64) << 1) | 1
+                }
+            })
+            .collect();
+        keys.sort_unstable();
+        let mut c =
+            MeshCheck { vertices: m.vertices.len(), triangles: m.triangles.len(), ..Default::default() };
+        for run in keys.chunk_by(|a, b| a >> 1 == b >> 1) {
+            c.edges += 1;
+            match run.len() {
+                1 => c.boundary_edges += 1,
+                2 => c.inconsistent_edges += usize::from(run[0] & 1 == run[1] & 1),
+                _ => c.non_manifold_edges += 1,
+            }
+        }
+        c.degenerate_triangles = (0..m.triangles.len())
+            .filter(|&t| {
+                let p = m.triangle_points(t);
+                let n = cross64(sub64(p[1], p[0]), sub64(p[2], p[0]));
+                dot(n, n) == 0.0
+            })
+            .count();
+        c.components = components_reference(m).sizes.len();
+        let mut used = vec![false; m.vertices.len()];
+        m.triangles.iter().flatten().for_each(|&i| used[i as usize] = true);
+        let v = used.iter().filter(|&&u| u).count() as i64;
+        c.euler_characteristic = v - c.edges as i64 + m.triangles.len() as i64;
+        c
+    }
+
+    /// Two cubes apart, one with a flipped triangle, a fin and a degenerate triangle.
+    fn broken_pair() -> Mesh {
+        let a = cube();
+        let b = a.transformed(&[[0.5, 0., 0., 5.], [0., 0.5, 0., 0.], [0., 0., 0.5, 0.], [0., 0., 0., 1.]]);
+        let (mut v, mut t) = a.into_parts();
+        let off = v.len() as u32;
+        let (bv, bt) = b.into_parts();
+        v.extend(bv);
+        t.extend(bt.iter().map(|x| x.map(|i| i + off)));
+        t[3] = [t[3][0], t[3][2], t[3][1]];
+        t.push([0, 2, 7]);
+        t.push([9, 9, 10]);
+        Mesh::new(v, t).unwrap()
+    }
+
+    #[test]
+    fn check_matches_the_sorting_reference() {
+        let closed = cube();
+        let open = closed.filter_triangles(|t| t % 5 != 0);
+        let meshes = [
+            closed.clone(),
+            closed.flipped(),
+            open,
+            broken_pair(),
+            Mesh::default(),
+            random_mesh(5, 30, 200),
+            random_mesh(6, 200_000, 90_000),
+            random_mesh(7, 50_000, 120_000),
+        ];
+        for m in &meshes {
+            let reference = check_reference(m);
+            assert_eq!(m.check(), reference);
+            // The fallback for huge meshes gives the same edge counts as the buckets.
+            assert_eq!(m.edge_counts_sorted(), EdgeBuckets::new(m).count());
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            assert_eq!(pool.install(|| m.check()), reference);
+        }
+        assert!(closed.check().is_watertight() && closed.check().components == 1);
+        let pair = broken_pair().check();
+        assert!(!pair.is_watertight() && pair.components == 2, "{pair:?}");
+    }
+
+    #[test]
+    fn select_components_is_drop_small_then_keep_largest() {
+        // Random meshes have many components of equal size, so the tie-break is exercised.
+        for (seed, v, t) in [(8, 100, 40), (9, 5_000, 2_000), (10, 200_000, 90_000)] {
+            let m = random_mesh(seed, v, t);
+            for min in [1, 2, 3, 5] {
+                for keep in [1, 2, 3, 7, 50, 10_000] {
+                    let two = m.drop_small_components(min).keep_largest_components(keep);
+                    assert_eq!(m.select_components(min, keep), two, "seed {seed} min {min} keep {keep}");
+                }
+                assert_eq!(m.select_components(min, 0), m.drop_small_components(min));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn check_and_select_match_their_references(
+            vertices in 1usize..40,
+            triangles in proptest::collection::vec([0u32..40, 0u32..40, 0u32..40], 0..120),
+            min in 0usize..4,
+            keep in 1usize..5,
+        ) {
+            let v = (0..vertices).map(|i| [i as f32, (i * i % 11) as f32, (i % 3) as f32]).collect();
+            let t = triangles.into_iter().map(|t| t.map(|i| i % vertices as u32)).collect();
+            let m = Mesh::new(v, t).unwrap();
+            proptest::prop_assert_eq!(m.check(), check_reference(&m));
+            proptest::prop_assert_eq!(
+                m.select_components(min, keep),
+                m.drop_small_components(min).keep_largest_components(keep)
+            );
         }
     }
 }

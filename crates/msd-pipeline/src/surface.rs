@@ -87,11 +87,13 @@ impl SurfaceOptions {
             }
             msd_geom::label_surface(&labels.with_data(binary)?, 1)?
         };
-        if self.min_component_triangles > 0 {
-            mesh = mesh.drop_small_components(self.min_component_triangles);
-        }
-        if self.keep_components > 0 {
-            mesh = mesh.keep_largest_components(self.keep_components);
+        // Both clean-ups from one component pass when both apply (the same mesh as one after the
+        // other).
+        match (self.min_component_triangles, self.keep_components) {
+            (0, 0) => {}
+            (min, 0) => mesh = mesh.drop_small_components(min),
+            (0, keep) => mesh = mesh.keep_largest_components(keep),
+            (min, keep) => mesh = mesh.select_components(min, keep),
         }
         if let Some(smoothing) = &self.smoothing {
             mesh = msd_geom::smooth_taubin(&mesh, smoothing)?;
