@@ -144,6 +144,16 @@ pub(crate) fn malformed(path: &std::path::Path, field: impl Into<String>, what: 
     Error::Malformed { path: path.to_path_buf(), field: field.into(), what: what.into() }
 }
 
+/// A [`Error::NotLabels`] for the voxel at flat index `flat` of a volume of `shape` (`[z, y, x]`).
+pub(crate) fn not_labels(path: &std::path::Path, shape: [usize; 3], flat: usize, value: f64) -> Error {
+    let [_, ny, nx] = shape;
+    Error::NotLabels {
+        path: path.to_path_buf(),
+        index: [flat / (ny * nx), (flat / nx) % ny, flat % nx],
+        value,
+    }
+}
+
 /// Shorthand for a [`Error::Unsupported`].
 pub(crate) fn unsupported(path: &std::path::Path, what: impl Into<String>) -> Error {
     Error::Unsupported { path: path.to_path_buf(), what: what.into() }

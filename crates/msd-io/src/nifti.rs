@@ -107,9 +107,7 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Volume<u8>> {
         header.scl_inter,
     )?;
     if let Some((i, v)) = bad {
-        let [_, ny, nx] = header.shape;
-        let index = [i / (ny * nx), (i / nx) % ny, i % nx];
-        return Err(Error::NotLabels { path: path.to_path_buf(), index, value: f64::from(v) });
+        return Err(crate::error::not_labels(path, header.shape, i, f64::from(v)));
     }
     into_volume(path, &header, values)
 }
