@@ -671,6 +671,18 @@ mod tests {
         Mesh::new(v, t).unwrap()
     }
 
+    /// The vertices and triangles of [`cube`] and a half-size copy of it 5 mm away along x.
+    pub(crate) fn two_cubes() -> (Vec<[f32; 3]>, Vec<[u32; 3]>) {
+        let a = cube();
+        let b = a.transformed(&[[0.5, 0., 0., 5.], [0., 0.5, 0., 0.], [0., 0., 0.5, 0.], [0., 0., 0., 1.]]);
+        let (mut v, mut t) = a.into_parts();
+        let off = v.len() as u32;
+        let (bv, bt) = b.into_parts();
+        v.extend(bv);
+        t.extend(bt.iter().map(|x| x.map(|i| i + off)));
+        (v, t)
+    }
+
     #[test]
     fn cube_measures() {
         let m = cube();
@@ -699,13 +711,7 @@ mod tests {
 
     #[test]
     fn components_and_filters() {
-        let a = cube();
-        let b = a.transformed(&[[0.5, 0., 0., 5.], [0., 0.5, 0., 0.], [0., 0., 0.5, 0.], [0., 0., 0., 1.]]);
-        let (mut v, mut t) = a.into_parts();
-        let off = v.len() as u32;
-        let (bv, bt) = b.into_parts();
-        v.extend(bv);
-        t.extend(bt.iter().map(|x| x.map(|i| i + off)));
+        let (v, mut t) = two_cubes();
         t.push([0, 0, 0]);
         let both = Mesh::new(v, t).unwrap();
         let c = both.connected_components();
@@ -850,13 +856,7 @@ mod tests {
 
     /// Two cubes apart, one with a flipped triangle, a fin and a degenerate triangle.
     fn broken_pair() -> Mesh {
-        let a = cube();
-        let b = a.transformed(&[[0.5, 0., 0., 5.], [0., 0.5, 0., 0.], [0., 0., 0.5, 0.], [0., 0., 0., 1.]]);
-        let (mut v, mut t) = a.into_parts();
-        let off = v.len() as u32;
-        let (bv, bt) = b.into_parts();
-        v.extend(bv);
-        t.extend(bt.iter().map(|x| x.map(|i| i + off)));
+        let (v, mut t) = two_cubes();
         t[3] = [t[3][0], t[3][2], t[3][1]];
         t.push([0, 2, 7]);
         t.push([9, 9, 10]);
