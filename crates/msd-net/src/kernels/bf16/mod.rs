@@ -391,6 +391,8 @@ impl Run<'_> {
                         a: &group.a,
                         rows: group.rows,
                         k_pairs: group.k_pairs,
+                        k_used: group.slot_base / 2,
+                        rows_used: used_rows,
                         x: &x[r * self.row_pairs..(r + 1) * self.row_pairs],
                         x_pad,
                     };
