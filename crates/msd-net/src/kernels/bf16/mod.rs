@@ -17,8 +17,11 @@
 //! (`A`: 108 rows of weights, nine per output, × the slots read; `X`: the row's stored channels), on AMX tiles or
 //! with `vdpbf16ps` (`product.rs`). Each output then sums its nine partials at its own shifted,
 //! mirrored positions (`shift.rs`), in `f32`. The *triangle* inside the group — layer `s` feeding
-//! the group's later layers — is one channel per step, too thin for a matrix product, and runs in
-//! `f32` on the same band kernels as the `f32` forward pass, on the group's `f32` planes. Finished
+//! the group's later layers — is one channel per step, too thin for a matrix product. For width
+//! 1 (every shipped and default model) it is taken two layers at a time (`pairs.rs`): the link
+//! inside a pair runs in `f32` on the band kernels of the `f32` forward pass, and the pair feeds the
+//! group's later layers through one bf16 dot product per tap, on the group's `f32` planes; wider
+//! networks run the whole triangle on the `f32` band kernels. Finished
 //! outputs are stored as bf16 for later groups and added to the final 1×1 layer in `f32` (the
 //! logits never see a rounded feature of their own group).
 //!
@@ -28,8 +31,9 @@
 //!
 //! # What differs from `f32`, and what does not
 //!
-//! Each stored feature changes by at most half a bf16 unit (2⁻⁹ relative), each bulk weight too;
-//! the sums, the triangle, the biases, ReLU and the final layer are `f32`. Results are
+//! Each stored feature changes by at most half a bf16 unit (2⁻⁹ relative), each bulk weight too,
+//! and so do the channels and weights of the triangle's pairs; the sums, the links inside the
+//! pairs, the biases, ReLU and the final layer are `f32`. Results are
 //! deterministic and do not depend on the number of threads. Networks whose largest dilation is
 //! not smaller than the image (`halo ≥ min(h, w)`), or beyond the banded kernels' limit, run the
 //! `f32` kernels instead.
@@ -45,9 +49,11 @@ use crate::{Error, MsdConfig, Params, Result};
 
 mod convert;
 mod layout;
+mod pairs;
 mod product;
 mod shift;
 
+use convert::{bf16_bits as stored_weight, pair};
 use layout::{Layout, input_slots};
 use product::RowProduct;
 use shift::{PartialRow, add_scaled, mirror_columns, store_pairs};
@@ -173,6 +179,10 @@ pub struct Bf16Forward {
     x: Vec<u32>,
     /// The current group's `f32` planes `[n_out][h][w]`.
     z: Vec<f32>,
+    /// The pair rows of the triangle's current pair of layers `[h][pair_row_len]` (`pairs.rs`).
+    q: Vec<u32>,
+    /// Whether the triangle's pairs run on `vdpbf16ps` (else portable loops, same numbers).
+    pair_dot: bool,
     /// The `(h, w)` the buffers are laid out for.
     shape: Option<(usize, usize)>,
     /// The `f32` feature buffer, for images smaller than the halo.
@@ -200,6 +210,8 @@ impl Bf16Forward {
             params: params.clone(),
             x: Vec::new(),
             z: Vec::new(),
+            q: Vec::new(),
+            pair_dot: isa != Bf16Isa::Portable && Bf16Isa::Avx512Bf16.is_supported(),
             shape: None,
             features: Vec::new(),
         })
@@ -243,22 +255,30 @@ impl Bf16Forward {
             self.x = Vec::new();
             self.x.resize(len, 0);
             self.z.resize(z_len, 0.0);
+            let q_len = h.checked_mul(pairs::pair_row_len(w, self.halo)).ok_or_else(overflow)?;
+            self.q.resize(q_len, 0);
             self.shape = Some((h, w));
         }
         // Each task computes the product rows of its own rows and of a halo on either side: tasks
         // of at least four halos keep that below half of their work on many-core machines.
         let threads = rayon::current_num_threads().min(h / (4 * self.halo)).max(1);
         let bounds: Vec<usize> = (0..=threads).map(|i| i * h / threads).collect();
-        let (mut x, mut z) = (std::mem::take(&mut self.x), std::mem::take(&mut self.z));
+        let (mut x, mut z, mut q) =
+            (std::mem::take(&mut self.x), std::mem::take(&mut self.z), std::mem::take(&mut self.q));
         let run = Run { net: self, h, w, x_pad, row_pairs, bounds: &bounds };
         run.store_input(&mut x, input, logits);
         for g in 0..run.net.layout.groups.len() {
             run.bulk(g, &x, &mut z);
-            run.triangle(g, &mut z);
+            if run.net.config.width == 1 {
+                run.triangle_in_pairs(g, &mut z, &mut q);
+            } else {
+                run.triangle(g, &mut z);
+            }
             run.store_group(g, &mut x, &z, logits);
         }
         self.x = x;
         self.z = z;
+        self.q = q;
         Ok(())
     }
 
@@ -316,16 +336,7 @@ impl Run<'_> {
 
     /// The feature rows of each task.
     fn split_rows<'p>(&self, x: &'p mut [u32]) -> Vec<&'p mut [u32]> {
-        let mut rest = x;
-        self.bounds
-            .windows(2)
-            .map(|rows| {
-                let (mine, tail) =
-                    std::mem::take(&mut rest).split_at_mut((rows[1] - rows[0]) * self.row_pairs);
-                rest = tail;
-                mine
-            })
-            .collect()
+        self.split_rows_of(x, self.row_pairs)
     }
 
     /// Stores the input channels (three slots each) and starts the logits from the final layer's
@@ -443,6 +454,91 @@ impl Run<'_> {
                 false,
             );
         }
+    }
+
+    /// Group `g`'s triangle for width 1, two layers at a time (`pairs.rs`): layer `s` completes
+    /// `s + 1` in `f32`, then the pair `(s, s + 1)` feeds every later layer of the group through
+    /// bf16 dot products, which completes `s + 2`.
+    fn triangle_in_pairs(&self, g: usize, z: &mut [f32], q: &mut [u32]) {
+        let net = self.net;
+        let (config, weights) = (&net.config, &net.params.conv_weights);
+        let group = &net.layout.groups[g];
+        let (h, w, hw, halo) = (self.h, self.w, self.h * self.w, net.halo);
+        let layers = group.layers.len();
+        let len = pairs::pair_row_len(w, halo);
+        let weight = |jj: usize, s: usize, t: usize| {
+            let j = group.layers.start + jj;
+            weights[config.weight_offset(j) + (group.first_channel + s) * 9 + t]
+        };
+        let mut s = 0;
+        while s + 1 < layers {
+            // The pair's own link, one channel in f32; it completes layer s + 1.
+            let (lo, hi) = z.split_at_mut((s + 1) * hw);
+            let j = group.layers.start + s + 1;
+            let at = config.weight_offset(j) + (group.first_channel + s) * 9;
+            let link =
+                ForwardOut { d: config.dilations[j], weights: &weights[at..at + 9], bias: 0.0, relu: true };
+            super::schedule::conv_planes(
+                net.f32_isa,
+                (h, w),
+                halo,
+                &lo[s * hw..],
+                &[link],
+                &mut hi[..hw],
+                false,
+            );
+            if s + 2 >= layers {
+                break;
+            }
+            let (done, later) = z.split_at_mut((s + 2) * hw);
+            let (a, b) = (&done[s * hw..(s + 1) * hw], &done[(s + 1) * hw..(s + 2) * hw]);
+            self.split_rows_of(q, len).into_par_iter().enumerate().for_each(|(t, rows)| {
+                let ya = self.bounds[t];
+                for (yy, row) in rows.chunks_exact_mut(len).enumerate() {
+                    let y = (ya + yy) * w;
+                    pairs::store_pair_row(row, &a[y..y + w], &b[y..y + w], halo);
+                }
+            });
+            let outs: Vec<(usize, [u32; 9])> = (s + 2..layers)
+                .map(|jj| {
+                    let taps = std::array::from_fn(|t| {
+                        pair(stored_weight(weight(jj, s, t)), stored_weight(weight(jj, s + 1, t)))
+                    });
+                    (config.dilations[group.layers.start + jj], taps)
+                })
+                .collect();
+            let q: &[u32] = q;
+            self.split_planes(later, outs.len()).into_par_iter().enumerate().for_each(|(t, mut planes)| {
+                let ya = self.bounds[t];
+                for (k, (plane, (d, taps))) in planes.iter_mut().zip(&outs).enumerate() {
+                    for (yy, out) in plane.chunks_exact_mut(w).enumerate() {
+                        let rows = [0isize, 1, 2].map(|ky| {
+                            let r = super::reflect((ya + yy) as isize + (ky - 1) * *d as isize, h);
+                            &q[r * len..(r + 1) * len]
+                        });
+                        pairs::add_pair_taps(out, rows, halo, *d, taps, net.pair_dot);
+                        if k == 0 {
+                            // Layer s + 2 has all its terms now.
+                            out.iter_mut().for_each(|v| *v = v.max(0.0));
+                        }
+                    }
+                }
+            });
+            s += 2;
+        }
+    }
+
+    /// Each task's rows of a buffer of `len` values per image row.
+    fn split_rows_of<'p>(&self, buf: &'p mut [u32], len: usize) -> Vec<&'p mut [u32]> {
+        let mut rest = &mut buf[..self.h * len];
+        self.bounds
+            .windows(2)
+            .map(|rows| {
+                let (mine, tail) = std::mem::take(&mut rest).split_at_mut((rows[1] - rows[0]) * len);
+                rest = tail;
+                mine
+            })
+            .collect()
     }
 
     /// Stores group `g`'s finished outputs as bf16 for the groups after it, and adds them to the

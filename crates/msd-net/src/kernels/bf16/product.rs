@@ -134,14 +134,13 @@ mod x86 {
         let (a, x, kp, xp) = (r.a.as_ptr(), r.x.as_ptr(), r.k_pairs, r.x_pad);
         let mut acc: [[__m512; V]; ROWS] = [[_mm512_setzero_ps(); V]; ROWS];
         for k in 0..r.k_used {
-            let mut b: [__m512bh; V] = [unsafe { std::mem::zeroed() }; V];
-            for (v, b) in b.iter_mut().enumerate() {
-                // SAFETY: k < k_pairs and x0 + 16·V ≤ x_pad: inside the feature row; a vector
-                // of 16 pairs reinterpreted as 32 bf16.
-                *b = unsafe {
-                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(x.add(k * xp + x0 + 16 * v).cast()))
-                };
-            }
+            // SAFETY: k < k_pairs and x0 + 16·V ≤ x_pad: inside the feature row; a vector of 16
+            // pairs reinterpreted as 32 bf16.
+            let b: [__m512bh; V] = std::array::from_fn(|v| unsafe {
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                    x.add(k * xp + x0 + 16 * v).cast(),
+                ))
+            });
             for (i, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: m0 + i < rows, k < k_pairs.
                 let w = unsafe { *a.add((m0 + i) * kp + k) };
