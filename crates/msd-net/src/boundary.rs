@@ -170,40 +170,79 @@ pub fn snap_to_iso(
     Ok(labels)
 }
 
-/// Voxels whose label differs from one of their 6 neighbours.
+/// Voxels whose label differs from one of their 6 neighbours, compared plane by plane and row by
+/// row as slices.
 fn boundary(labels: &Array3<u8>) -> Array3<bool> {
     let (nz, ny, nx) = labels.dim();
-    let mut out = Array3::from_elem((nz, ny, nx), false);
-    Zip::indexed(&mut out).par_for_each(|(z, y, x), o| {
-        let v = labels[[z, y, x]];
-        let differs = |zz: usize, yy: usize, xx: usize| labels[[zz, yy, xx]] != v;
-        *o = (z > 0 && differs(z - 1, y, x))
-            || (z + 1 < nz && differs(z + 1, y, x))
-            || (y > 0 && differs(z, y - 1, x))
-            || (y + 1 < ny && differs(z, y + 1, x))
-            || (x > 0 && differs(z, y, x - 1))
-            || (x + 1 < nx && differs(z, y, x + 1));
-    });
-    out
-}
-
-/// Dilation by a cube of half-width `r` (chessboard distance ≤ r), one axis at a time.
-fn dilate(mask: &Array3<bool>, r: usize) -> Array3<bool> {
-    let mut cur = mask.clone();
-    for axis in 0..3 {
-        let src = cur.clone();
-        let n = src.shape()[axis];
-        Zip::indexed(&mut cur).par_for_each(|(z, y, x), o| {
-            let i = [z, y, x][axis];
-            let (lo, hi) = (i.saturating_sub(r), (i + r).min(n - 1));
-            *o = (lo..=hi).any(|j| {
-                let mut at = [z, y, x];
-                at[axis] = j;
-                src[at]
-            });
+    let plane = ny * nx;
+    let mut out = vec![false; nz * plane];
+    if plane > 0 {
+        let l = labels.as_standard_layout();
+        let l = l.as_slice().expect("a standard-layout array is one slice");
+        let differs = |o: &mut [bool], a: &[u8], b: &[u8]| {
+            o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (a, b))| *o |= a != b)
+        };
+        out.par_chunks_mut(plane).enumerate().for_each(|(z, o)| {
+            let cur = &l[z * plane..(z + 1) * plane];
+            if z > 0 {
+                differs(o, cur, &l[(z - 1) * plane..z * plane]);
+            }
+            if z + 1 < nz {
+                differs(o, cur, &l[(z + 1) * plane..(z + 2) * plane]);
+            }
+            for y in 0..ny {
+                let (row, orow) = (&cur[y * nx..(y + 1) * nx], &mut o[y * nx..(y + 1) * nx]);
+                if y > 0 {
+                    differs(orow, row, &cur[(y - 1) * nx..y * nx]);
+                }
+                if y + 1 < ny {
+                    differs(orow, row, &cur[(y + 1) * nx..(y + 2) * nx]);
+                }
+                if nx > 1 {
+                    differs(&mut orow[1..], &row[1..], &row[..nx - 1]);
+                    differs(&mut orow[..nx - 1], &row[..nx - 1], &row[1..]);
+                }
+            }
         });
     }
-    cur
+    Array3::from_shape_vec((nz, ny, nx), out).expect("the labels' own shape")
+}
+
+/// Dilation by a cube of half-width `r` (chessboard distance ≤ r), one axis at a time, as ORs of
+/// whole shifted planes, rows and row segments (contiguous bytes, which vectorise); indexing
+/// voxel by voxel cost seconds on a 512 × 512 × 250 scan.
+fn dilate(mask: &Array3<bool>, r: usize) -> Array3<bool> {
+    let (nz, ny, nx) = mask.dim();
+    if nz * ny * nx == 0 || r == 0 {
+        return mask.clone();
+    }
+    let src = mask.as_standard_layout();
+    let src = src.as_slice().expect("a standard-layout array is one slice");
+    let plane = ny * nx;
+    let or_into = |out: &mut [bool], other: &[bool]| out.iter_mut().zip(other).for_each(|(o, &v)| *o |= v);
+    let mut along_z = vec![false; src.len()];
+    along_z.par_chunks_mut(plane).enumerate().for_each(|(z, out)| {
+        for j in z.saturating_sub(r)..=(z + r).min(nz - 1) {
+            or_into(out, &src[j * plane..(j + 1) * plane]);
+        }
+    });
+    let mut out = vec![false; src.len()];
+    out.par_chunks_mut(plane).zip(along_z.par_chunks(plane)).for_each(|(out, src)| {
+        for (y, row) in out.chunks_exact_mut(nx).enumerate() {
+            for j in y.saturating_sub(r)..=(y + r).min(ny - 1) {
+                or_into(row, &src[j * nx..(j + 1) * nx]);
+            }
+        }
+        let mut before = vec![false; nx];
+        for row in out.chunks_exact_mut(nx) {
+            before.copy_from_slice(row);
+            for s in 1..=r.min(nx - 1) {
+                or_into(&mut row[..nx - s], &before[s..]);
+                or_into(&mut row[s..], &before[..nx - s]);
+            }
+        }
+    });
+    Array3::from_shape_vec((nz, ny, nx), out).expect("the mask's own shape")
 }
 
 #[cfg(test)]
@@ -244,6 +283,49 @@ mod tests {
             let net = p.mapv(|v| u8::from(v >= 0.5));
             assert_ne!(net, threshold, "the network is off");
             assert_eq!(snap_to_iso(&ct, &p, 300.0, 8.0, 2).unwrap(), threshold);
+        }
+    }
+
+    #[test]
+    fn boundary_voxels_differ_from_a_face_neighbour() {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(6);
+        for shape in [(6, 7, 9), (1, 5, 1), (3, 1, 8), (1, 1, 1)] {
+            let labels = Array3::from_shape_fn(shape, |_| u8::from(rng.random_bool(0.3)));
+            let got = boundary(&labels);
+            for ((z, y, x), &g) in got.indexed_iter() {
+                let v = labels[[z, y, x]];
+                let at = |dz: isize, dy: isize, dx: isize| {
+                    let (zz, yy, xx) = (z as isize + dz, y as isize + dy, x as isize + dx);
+                    labels
+                        .get([zz as usize, yy as usize, xx as usize])
+                        .filter(|_| zz >= 0 && yy >= 0 && xx >= 0)
+                };
+                let faces = [(-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1)];
+                let want = faces.iter().any(|&(a, b, c)| at(a, b, c).is_some_and(|&n| n != v));
+                assert_eq!(g, want, "shape {shape:?} at ({z}, {y}, {x})");
+            }
+        }
+    }
+
+    #[test]
+    fn dilation_is_the_cube_of_half_width_r() {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(5);
+        for (shape, r) in [((7, 9, 11), 2), ((3, 1, 20), 1), ((12, 5, 4), 3), ((2, 3, 3), 5), ((4, 4, 4), 0)]
+        {
+            let mask = Array3::from_shape_fn(shape, |_| rng.random_bool(0.04));
+            let got = dilate(&mask, r);
+            let (nz, ny, nx) = shape;
+            for ((z, y, x), &g) in got.indexed_iter() {
+                let near = |i: usize, j: usize| i.abs_diff(j) <= r;
+                let want = (0..nz).any(|zz| {
+                    near(z, zz)
+                        && (0..ny)
+                            .any(|yy| near(y, yy) && (0..nx).any(|xx| near(x, xx) && mask[[zz, yy, xx]]))
+                });
+                assert_eq!(g, want, "shape {shape:?} r {r} at ({z}, {y}, {x})");
+            }
         }
     }
 
