@@ -7,6 +7,7 @@ use ndarray::Array3;
 use rayon::prelude::*;
 
 use crate::rays::{Crossing, Sampler, V3, add, basis, dot, norm, normalize, scale, sub};
+use crate::shape::VaultShape;
 use crate::skull::{Frame, GlobalMap, Opening};
 use crate::symmetry::{SymmetryPlane, find_plane};
 use crate::tps::Tps;
@@ -265,7 +266,8 @@ pub fn design_implant(skull: &LabelVolume, options: &ImplantOptions) -> Result<I
         });
     }
     let fill_cells: Vec<usize> = (0..cells).filter(|&c| fill[c]).collect();
-    let patch = patch_tables(&chart, &crossings, &ring, &fill_cells)?;
+    let shape = VaultShape::fit(&map);
+    let patch = patch_tables(&chart, &crossings, &ring, &fill_cells, shape.as_ref())?;
     // The mirror, when it may be used.
     let mut symmetry = None;
     let mut mirror = None;
@@ -504,18 +506,43 @@ fn fit_fields(chart: &Chart, ctrl: &[usize], values: &[Vec<f64>], at: &[usize]) 
     Ok((0..values.len()).map(|f| evaluated.iter().map(|o| o[f]).collect()).collect())
 }
 
+/// The patch: thin-plate splines of the inner and outer table over the ring. With the vault's
+/// global shape, the splines model only the ring's departure from it and the shape carries the
+/// curvature across the opening; without it (or where a ray misses the shape), the raw radii.
 fn patch_tables(
     chart: &Chart,
     crossings: &[Option<Crossing>],
     ring: &[usize],
     fill: &[usize],
+    shape: Option<&VaultShape>,
 ) -> Result<Tables> {
     let ctrl = subsample(ring);
-    let r_in: Vec<f64> = ctrl.iter().map(|&c| crossings[c].map_or(f64::NAN, |x| x.r_in)).collect();
-    let r_out: Vec<f64> = ctrl.iter().map(|&c| crossings[c].map_or(f64::NAN, |x| x.r_out)).collect();
+    let prior = |cells: &[usize]| -> Option<(Vec<f64>, Vec<f64>)> {
+        let s = shape?;
+        let mut p_in = Vec::with_capacity(cells.len());
+        let mut p_out = Vec::with_capacity(cells.len());
+        for &c in cells {
+            let d = chart.dir(c);
+            p_in.push(s.inner.radius(d)?);
+            p_out.push(s.outer.radius(d)?);
+        }
+        Some((p_in, p_out))
+    };
+    let (ctrl_prior, fill_prior) = match (prior(&ctrl), prior(fill)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => ((vec![0.0; ctrl.len()], vec![0.0; ctrl.len()]), (vec![0.0; fill.len()], vec![0.0; fill.len()])),
+    };
+    let r_in: Vec<f64> =
+        ctrl.iter().zip(&ctrl_prior.0).map(|(&c, p)| crossings[c].map_or(f64::NAN, |x| x.r_in - p)).collect();
+    let r_out: Vec<f64> = ctrl
+        .iter()
+        .zip(&ctrl_prior.1)
+        .map(|(&c, p)| crossings[c].map_or(f64::NAN, |x| x.r_out - p))
+        .collect();
     let mut f = fit_fields(chart, &ctrl, &[r_in, r_out], fill)?;
-    let r_out = f.pop().expect("two fields");
-    let r_in = f.pop().expect("two fields");
+    let r_out: Vec<f64> =
+        f.pop().expect("two fields").iter().zip(&fill_prior.1).map(|(v, p)| v + p).collect();
+    let r_in: Vec<f64> = f.pop().expect("two fields").iter().zip(&fill_prior.0).map(|(v, p)| v + p).collect();
     Ok(Tables { r_in, r_out })
 }
 

@@ -16,8 +16,10 @@
 //!    modelled from a 10 mm ring of healthy bone around it, less the rays that graze a table
 //!    (normal more than 60° from the ray: the floor of the anterior or middle cranial fossa, an
 //!    orbit's roof, the zygomatic arch, which large frontal and temporal defects reach):
-//!    * [`Method::Patch`]: thin-plate splines of the inner and outer radius over the ring (the
-//!      biharmonic interpolant, with outlier rejection), so the thickness follows the rim's;
+//!    * [`Method::Patch`]: a quadric surface per table (x'Ax + b'x = 1 about the centre) fitted
+//!      robustly to every healthy direction of the vault carries the curvature across the opening,
+//!      and thin-plate splines of the ring's departure from it (the biharmonic interpolant, with
+//!      outlier rejection) fit it to the rim, so the thickness follows the rim's;
 //!    * [`Method::Mirror`]: the mid-sagittal plane is found by registering the outer table to its
 //!      own mirror image (point-to-plane ICP, [`msd_geom::align_icp`]); rays cast in the mirrored
 //!      skull give the healthy side's tables over the defect, and the difference to the real tables
@@ -61,6 +63,7 @@
 mod design;
 mod error;
 mod rays;
+mod shape;
 mod skull;
 mod symmetry;
 pub mod synthetic;
