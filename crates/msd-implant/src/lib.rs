@@ -26,8 +26,10 @@
 //!      on the ring, spread by a thin-plate spline, fits them to the rim.
 //!
 //!    [`MethodChoice::Auto`] mirrors unless the defect crosses the symmetry plane, the mirrored side
-//!    lacks bone too, or the mirror departs more than 3 mm RMS from the patch; the [`Implant`] says
-//!    which method was used and why.
+//!    lacks bone too, or the mirrored tables disagree with the real ones on the healthy ring
+//!    before the rim fit (more than 3 mm RMS, or more than 2 mm RMS once an affine correction is
+//!    taken out): the mirror is judged against the bone, not against the patch, which over a large
+//!    opening is the weaker estimate. The [`Implant`] says which method was used and why.
 //! 4. **Voxels.** Every voxel without bone whose direction falls in the widened opening and whose
 //!    distance from the centre lies between the modelled tables becomes implant. A clearance
 //!    removes voxels nearer than it to bone; an opening removes one-voxel slivers along the rim;
