@@ -241,7 +241,7 @@ impl Frame {
 }
 
 /// Least-squares sphere through points: |p|² = 2 c·p + k, radius² = k + |c|².
-fn fit_sphere(pts: &[V3]) -> Option<(V3, f64)> {
+pub(crate) fn fit_sphere(pts: &[V3]) -> Option<(V3, f64)> {
     if pts.len() < 10 {
         return None;
     }
