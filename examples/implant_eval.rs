@@ -1,11 +1,16 @@
 //! Implant design on the real skull in `../shared/data/cthead`: the given craniectomy
 //! (`skull_defect_ref.nii.gz`, scored against `implant_ref.nii.gz` in `defect_region.nii.gz`) and
-//! seeded spherical cuts of `skull_ref.nii.gz` at several places and sizes (scored in a 10 mm band
+//! seeded cuts of `skull_ref.nii.gz` at several places and sizes (scored in a 10 mm band
 //! around each rim), with the AutoImplant measures (Dice, boundary Dice, HD95) and the time of each
 //! design. Writes a picture of the craniectomy's skull and implant in two views (from above and from
 //! the defect's side).
 //!
-//! `cargo run --release --example implant_eval -- [OUT_DIR]`
+//! Two tables of seeded defects: sphere cuts (`synthetic::cut_sphere`, as SkullBreak/AutoImplant
+//! make them) and full-thickness bone flaps (`synthetic::cut_flap`, as a craniotomy removes them);
+//! `--synthetic` adds both on the synthetic head of `synthetic::skull_shell`; `--all-methods` adds
+//! rows for the forced patch and the forced mirror beside the automatic choice.
+//!
+//! `cargo run --release --example implant_eval -- [OUT_DIR] [--all-methods] [--synthetic]`
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -13,11 +18,19 @@ use msd::geom::{Mesh, label_surface};
 use msd::metrics::{defect_rim_band, implant_scores};
 use msd::preview::RgbImage;
 use msd::render::{View, render_mesh};
-use msd_implant::synthetic::{cut_sphere, outer_surface_point};
-use msd_implant::{ImplantOptions, design_implant};
+use msd_implant::synthetic::{ShellSpec, cut_flap, cut_sphere, grid_for, outer_surface_point, skull_shell};
+use msd_implant::{ImplantOptions, MethodChoice, design_implant};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "implant-out".into()));
+    let mut out = PathBuf::from("implant-out");
+    let (mut all_methods, mut synthetic_heads) = (false, false);
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--all-methods" => all_methods = true,
+            "--synthetic" => synthetic_heads = true,
+            _ => out = PathBuf::from(arg),
+        }
+    }
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cthead");
     if !data.join("skull_ref.nii.gz").exists() {
         eprintln!("implant_eval: {} is absent: nothing to evaluate", data.display());
@@ -78,35 +91,100 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("vertex (midline)", [0.0, 0.1, 1.0], true),
         ("frontal (midline)", [0.0, -0.75, 0.65], true),
     ];
-    for (name, dir, midline) in places {
-        let Some(centre) = outer_surface_point(&full, dir)? else {
+    for cut in [Cut::Sphere, Cut::Flap] {
+        println!();
+        println!("{}", cut.title());
+        println!();
+        println!("| case | location | size (mm) | method | Dice | boundary Dice | HD95 (mm) | time (s) |");
+        println!("|---|---|---:|---|---:|---:|---:|---:|");
+        seeded_table(&full, cut, &places, all_methods)?;
+    }
+    if synthetic_heads {
+        let spec = ShellSpec::default();
+        let (g, shape) = grid_for(&spec, [1.0; 3], msd::io::Geometry::IDENTITY)?;
+        let head = skull_shell(&spec, g, shape)?;
+        for cut in [Cut::Sphere, Cut::Flap] {
+            println!();
+            println!("synthetic head (`msd_implant::synthetic::skull_shell`, 1 mm voxels), {}", cut.title());
+            println!();
+            println!(
+                "| case | location | size (mm) | method | Dice | boundary Dice | HD95 (mm) | time (s) |"
+            );
+            println!("|---|---|---:|---|---:|---:|---:|---:|");
+            seeded_table(&head, cut, &places, all_methods)?;
+        }
+    }
+    Ok(())
+}
+
+/// How a seeded defect is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// The bone inside a ball centred on the outer table (`cut_sphere`).
+    Sphere,
+    /// A full-thickness bone flap inside a round outline (`cut_flap`).
+    Flap,
+}
+
+impl Cut {
+    fn title(self) -> &'static str {
+        match self {
+            Cut::Sphere => {
+                "seeded sphere cuts (`synthetic::cut_sphere`, ball of the given diameter centred on the outer table)"
+            }
+            Cut::Flap => {
+                "seeded bone flaps (`synthetic::cut_flap`, full thickness inside a round outline of the given diameter)"
+            }
+        }
+    }
+}
+
+/// One row per place and size: the automatic design (and, with `all_methods`, the forced patch and
+/// mirror too), scored against the removed bone in a 10 mm band around the rim.
+fn seeded_table(
+    full: &msd::io::LabelVolume,
+    cut: Cut,
+    places: &[(&str, [f64; 3], bool)],
+    all_methods: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for &(name, dir, midline) in places {
+        let Some(centre) = outer_surface_point(full, dir)? else {
             println!("| seeded | {name} | – | no bone along the direction | | | | |");
             continue;
         };
         for size in [30.0, 60.0, 90.0] {
-            let (cut, removed) = cut_sphere(&full, centre, size / 2.0)?;
-            let band = defect_rim_band(&removed, &cut, 10.0)?;
-            let start = Instant::now();
-            let row = match design_implant(
-                &cut,
-                &ImplantOptions { point_mm: Some(centre), ..Default::default() },
-            ) {
-                Ok(implant) => {
-                    let secs = start.elapsed().as_secs_f64();
-                    let s = implant_scores(&implant.labels, &removed, &band)?;
-                    eprintln!("  {name} {size}: {}", implant.reason);
-                    format!(
-                        "{} | {:.3} | {:.3} | {:.2} | {secs:.1}",
-                        implant.method.name(),
-                        s.dice,
-                        s.boundary_dice,
-                        s.hd95_mm
-                    )
-                }
-                Err(e) => format!("failed: {e} | | | | "),
+            let (defective, removed) = match cut {
+                Cut::Sphere => cut_sphere(full, centre, size / 2.0)?,
+                Cut::Flap => cut_flap(full, centre, size)?,
             };
-            let kind = if midline { "seeded, midline" } else { "seeded" };
-            println!("| {kind} | {name} | {size:.0} | {row} |");
+            let band = defect_rim_band(&removed, &defective, 10.0)?;
+            let choices: &[MethodChoice] = if all_methods {
+                &[MethodChoice::Auto, MethodChoice::Patch, MethodChoice::Mirror]
+            } else {
+                &[MethodChoice::Auto]
+            };
+            for &choice in choices {
+                let start = Instant::now();
+                let options = ImplantOptions { method: choice, point_mm: Some(centre), ..Default::default() };
+                let row = match design_implant(&defective, &options) {
+                    Ok(implant) => {
+                        let secs = start.elapsed().as_secs_f64();
+                        let s = implant_scores(&implant.labels, &removed, &band)?;
+                        eprintln!("  {name} {size} ({choice:?}): {}", implant.reason);
+                        let forced = if choice == MethodChoice::Auto { "" } else { " (forced)" };
+                        format!(
+                            "{}{forced} | {:.3} | {:.3} | {:.2} | {secs:.1}",
+                            implant.method.name(),
+                            s.dice,
+                            s.boundary_dice,
+                            s.hd95_mm
+                        )
+                    }
+                    Err(e) => format!("failed ({choice:?}): {e} | | | | "),
+                };
+                let kind = if midline { "seeded, midline" } else { "seeded" };
+                println!("| {kind} | {name} | {size:.0} | {row} |");
+            }
         }
     }
     Ok(())

@@ -16,16 +16,20 @@
 //!    modelled from a 10 mm ring of healthy bone around it, less the rays that graze a table
 //!    (normal more than 60° from the ray: the floor of the anterior or middle cranial fossa, an
 //!    orbit's roof, the zygomatic arch, which large frontal and temporal defects reach):
-//!    * [`Method::Patch`]: thin-plate splines of the inner and outer radius over the ring (the
-//!      biharmonic interpolant, with outlier rejection), so the thickness follows the rim's;
+//!    * [`Method::Patch`]: a quadric surface per table (x'Ax + b'x = 1 about the centre) fitted
+//!      robustly to every healthy direction of the vault carries the curvature across the opening,
+//!      and thin-plate splines of the ring's departure from it (the biharmonic interpolant, with
+//!      outlier rejection) fit it to the rim, so the thickness follows the rim's;
 //!    * [`Method::Mirror`]: the mid-sagittal plane is found by registering the outer table to its
 //!      own mirror image (point-to-plane ICP, [`msd_geom::align_icp`]); rays cast in the mirrored
 //!      skull give the healthy side's tables over the defect, and the difference to the real tables
 //!      on the ring, spread by a thin-plate spline, fits them to the rim.
 //!
 //!    [`MethodChoice::Auto`] mirrors unless the defect crosses the symmetry plane, the mirrored side
-//!    lacks bone too, or the mirror departs more than 3 mm RMS from the patch; the [`Implant`] says
-//!    which method was used and why.
+//!    lacks bone too, or the mirrored tables disagree with the real ones on the healthy ring
+//!    before the rim fit (more than 3 mm RMS, or more than 2 mm RMS once an affine correction is
+//!    taken out): the mirror is judged against the bone, not against the patch, which over a large
+//!    opening is the weaker estimate. The [`Implant`] says which method was used and why.
 //! 4. **Voxels.** Every voxel without bone whose direction falls in the widened opening and whose
 //!    distance from the centre lies between the modelled tables becomes implant. A clearance
 //!    removes voxels nearer than it to bone; an opening removes one-voxel slivers along the rim;
@@ -61,6 +65,7 @@
 mod design;
 mod error;
 mod rays;
+mod shape;
 mod skull;
 mod symmetry;
 pub mod synthetic;

@@ -54,7 +54,7 @@ impl GlobalMap {
         i * self.np + j
     }
 
-    fn solid_angle(&self, cell: usize) -> f64 {
+    pub(crate) fn solid_angle(&self, cell: usize) -> f64 {
         let i = cell / self.np;
         let dt = std::f64::consts::PI / self.nt as f64;
         let t = (i as f64 + 0.5) * dt;
@@ -241,7 +241,7 @@ impl Frame {
 }
 
 /// Least-squares sphere through points: |p|² = 2 c·p + k, radius² = k + |c|².
-fn fit_sphere(pts: &[V3]) -> Option<(V3, f64)> {
+pub(crate) fn fit_sphere(pts: &[V3]) -> Option<(V3, f64)> {
     if pts.len() < 10 {
         return None;
     }

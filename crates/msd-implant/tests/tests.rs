@@ -187,3 +187,107 @@ fn clearance_keeps_the_implant_away_from_bone_and_forcing_works() {
     assert!(overlap_dice(&patch.labels, &removed).unwrap() > 0.85);
     assert!(count(&plain.labels) == plain.voxels);
 }
+
+/// Unit vector.
+fn unit(d: [f64; 3]) -> [f64; 3] {
+    let n = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+    d.map(|v| v / n)
+}
+
+#[test]
+fn a_bone_flap_goes_through_the_full_thickness_and_no_deeper() {
+    let (spec, full) = skull([1.5; 3]);
+    let dir = unit([-0.7, 0.2, 0.7]);
+    let centre = spec.outer_point(dir);
+    // A plate of bone 26 mm under the outer table, about 20 mm under the inner one (as the skull
+    // base lies under a low temporal flap).
+    let g = *full.geometry();
+    let plate_r = (0..3).map(|k| (centre[k] - spec.centre_mm[k]).powi(2)).sum::<f64>().sqrt() - 26.0;
+    let with_plate = full
+        .with_data(ndarray::Array3::from_shape_fn(full.data().dim(), |(z, y, x)| {
+            let p = g.index_to_world([x as f64, y as f64, z as f64]);
+            let t = (0..3).map(|k| (p[k] - spec.centre_mm[k]) * dir[k]).sum::<f64>();
+            let lateral2 = (0..3).map(|k| (p[k] - spec.centre_mm[k] - t * dir[k]).powi(2)).sum::<f64>();
+            let plate = (plate_r - t).abs() <= 1.5 && lateral2 <= 25.0 * 25.0;
+            u8::from(full.data()[[z, y, x]] != 0 || plate)
+        }))
+        .unwrap();
+    let plate_voxels = count(&with_plate) - count(&full);
+    assert!(plate_voxels > 500, "{plate_voxels}");
+    let (flap_cut, flap) = msd_implant::synthetic::cut_flap(&with_plate, centre, 60.0).unwrap();
+    // The plate stays whole: the flap is the shell's bone only.
+    let plate_taken =
+        flap.data().iter().zip(full.data().iter()).filter(|&(&f, &shell)| f != 0 && shell == 0).count();
+    assert_eq!(plate_taken, 0, "the flap takes none of the plate");
+    assert_eq!(count(&flap_cut), count(&with_plate) - count(&flap));
+    let full_minus_flap = msd_implant::synthetic::cut_flap(&full, centre, 60.0).unwrap().1;
+    // A ball of the same diameter centred on the outer table reaches 30 mm deep, into the plate.
+    let (_, ball) = cut_sphere(&with_plate, centre, 30.0).unwrap();
+    let ball_shell = cut_sphere(&full, centre, 30.0).unwrap().1;
+    assert!(count(&ball) > count(&ball_shell) + 100, "the ball cuts into the plate");
+    // Full thickness: no bone is left on the 25 mm under the flap's centre, and the flap holds the
+    // shell's bone inside the outline (about π r² × the local thickness, 15% either way: the
+    // shell curves away from the outline's plane).
+    let (flap_skull, _) = msd_implant::synthetic::cut_flap(&full, centre, 60.0).unwrap();
+    let sampler_bone = |p: [f64; 3]| {
+        let i = g.world_to_index(p);
+        let [x, y, z] = i.map(|v| v.round() as usize);
+        flap_skull.data()[[z, y, x]] != 0
+    };
+    for k in 0..50 {
+        let t = k as f64 * 0.5;
+        let p = [0, 1, 2].map(|j| centre[j] - dir[j] * t);
+        assert!(!sampler_bone(p), "bone left {t} mm under the flap's centre");
+    }
+    let thickness = spec.thickness_mm * (1.0 + 0.25 * dir[1]);
+    let expected = std::f64::consts::PI * 30.0 * 30.0 * thickness / 1.5f64.powi(3);
+    let got = count(&full_minus_flap) as f64;
+    assert!((got / expected - 1.0).abs() < 0.15, "{got} voxels, about {expected:.0} expected");
+    // Bad arguments are refused.
+    assert!(matches!(
+        msd_implant::synthetic::cut_flap(&full, centre, -3.0),
+        Err(Error::InvalidOption { name: "cut", .. })
+    ));
+    assert!(matches!(
+        msd_implant::synthetic::cut_flap(&full, [0.0, 0.0, 400.0], 30.0),
+        Err(Error::InvalidOption { name: "cut", .. })
+    ));
+}
+
+#[test]
+fn auto_mirrors_a_large_one_sided_defect_over_a_feature_the_patch_cannot_restore() {
+    // A symmetric skull with a parietal boss on each side (a knob 12 mm high, about 39 mm across):
+    // a 90 mm flap over the right one leaves a rim the patch spans flat; the left boss mirrors in.
+    let (spec, plain) = skull([2.0; 3]);
+    let g = *plain.geometry();
+    let boss = |side: f64| {
+        let d = unit([0.7 * side, 0.2, 0.7]);
+        let p = spec.outer_point(d);
+        [0, 1, 2].map(|k| p[k] - 10.0 * d[k])
+    };
+    let (left, right) = (boss(1.0), boss(-1.0));
+    let full = plain
+        .with_data(ndarray::Array3::from_shape_fn(plain.data().dim(), |(z, y, x)| {
+            let p = g.index_to_world([x as f64, y as f64, z as f64]);
+            let r = (0..3).map(|k| (p[k] - spec.centre_mm[k]).powi(2)).sum::<f64>().sqrt();
+            let outer = {
+                let q = spec.outer_point([0, 1, 2].map(|k| p[k] - spec.centre_mm[k]));
+                (0..3).map(|k| (q[k] - spec.centre_mm[k]).powi(2)).sum::<f64>().sqrt()
+            };
+            let near = |c: [f64; 3]| (0..3).map(|k| (p[k] - c[k]).powi(2)).sum::<f64>() <= 22.0 * 22.0;
+            let knob = (near(left) || near(right)) && r >= outer - 2.0;
+            u8::from(plain.data()[[z, y, x]] != 0 || knob)
+        }))
+        .unwrap();
+    let centre = msd_implant::synthetic::outer_surface_point(&full, [-0.7, 0.2, 0.7]).unwrap().unwrap();
+    let (defective, removed) = msd_implant::synthetic::cut_flap(&full, centre, 90.0).unwrap();
+    let auto = design_implant(&defective, &ImplantOptions::default()).unwrap();
+    let patch =
+        design_implant(&defective, &ImplantOptions { method: MethodChoice::Patch, ..Default::default() })
+            .unwrap();
+    let (auto_dice, patch_dice) =
+        (overlap_dice(&auto.labels, &removed).unwrap(), overlap_dice(&patch.labels, &removed).unwrap());
+    println!("auto {} Dice {auto_dice:.3} ({}); patch Dice {patch_dice:.3}", auto.method.name(), auto.reason);
+    assert_eq!(auto.method, Method::Mirror, "{}", auto.reason);
+    assert!(auto_dice > 0.9 && auto_dice > patch_dice + 0.02, "auto {auto_dice}, patch {patch_dice}");
+}
