@@ -7,7 +7,7 @@ use cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
 use super::super::device::CudaDevice;
 use super::super::error::Result;
 use super::super::kernels::KernelModule;
-use super::conv_forward::{Layer, validate_layer};
+use super::conv_forward::{Layer, chunked_layer_ints, validate_layer};
 use super::{
     BLOCK_X, BLOCK_Y, Batch, Kernel, MAX_CHUNK, THREADS, checked_len, chunk_for, grid_check, int, linear,
     need, one_d, outputs_per_block, tiled,
@@ -186,15 +186,7 @@ pub(crate) fn conv_weight_grad(
         (false, _) => "conv3x3_weight_grad_direct_o4",
     };
     let kernel = Kernel::load(dev, KernelModule::ConvBackward, name)?;
-    let ints = [
-        int(layer.cin, OP, "cin")?,
-        int(layer.width, OP, "width")?,
-        int(layer.c_total, OP, "c_total")?,
-        int(batch.h, OP, "h")?,
-        int(batch.w, OP, "w")?,
-        int(layer.dil, OP, "dilation")?,
-        int(chunk, OP, "chunk")?,
-    ];
+    let ints = chunked_layer_ints(OP, &layer, &batch, chunk)?;
     // SAFETY: arguments match conv3x3_weight_grad_* (feat, dz, partials, cin, width, c_total, h, w, dil,
     // chunk). Features are read at mirrored in-plane coordinates of channels < cin, dz at in-plane pixels
     // of channels < width, and row (img·tiles_y + by)·tiles_x + bx < rows of `partials` is written at

@@ -35,6 +35,26 @@ pub(crate) struct Layer {
     pub dil: usize,
 }
 
+/// The `int` arguments of the kernels that read a layer's inputs in chunks of channels (the
+/// forward pass and the weight gradient), in their order: cin, width, c_total, h, w, dilation,
+/// chunk.
+pub(super) fn chunked_layer_ints(
+    op: &'static str,
+    layer: &Layer,
+    batch: &Batch,
+    chunk: usize,
+) -> Result<[i32; 7]> {
+    Ok([
+        int(layer.cin, op, "cin")?,
+        int(layer.width, op, "width")?,
+        int(layer.c_total, op, "c_total")?,
+        int(batch.h, op, "h")?,
+        int(batch.w, op, "w")?,
+        int(layer.dil, op, "dilation")?,
+        int(chunk, op, "chunk")?,
+    ])
+}
+
 /// Checks a layer and a batch against each other and against the kernels' 32-bit index arithmetic
 /// (shared by the forward and backward wrappers of a layer).
 pub(super) fn validate_layer(op: &'static str, layer: &Layer, batch: &Batch) -> Result<()> {
@@ -85,15 +105,7 @@ pub(crate) fn conv_forward(
     )?;
     let name = KERNELS[usize::from(!tiled_path) * 2 + usize::from(ocb == 4)][feat.kernel_index()];
     let kernel = Kernel::load(dev, KernelModule::ConvForward, name)?;
-    let ints = [
-        int(layer.cin, OP, "cin")?,
-        int(layer.width, OP, "width")?,
-        int(layer.c_total, OP, "c_total")?,
-        int(batch.h, OP, "h")?,
-        int(batch.w, OP, "w")?,
-        int(layer.dil, OP, "dilation")?,
-        int(chunk, OP, "chunk")?,
-    ];
+    let ints = chunked_layer_ints(OP, &layer, &batch, chunk)?;
     // SAFETY: arguments match conv3x3_forward_* (feat, weight, bias, cin, width, c_total, h, w, dil, chunk).
     // The grid covers images × channel groups × the plane; every global index the kernel forms is
     // img·c_total·plane + c·plane + (mirrored y)·w + (mirrored x) with c < cin + width <= c_total, inside
