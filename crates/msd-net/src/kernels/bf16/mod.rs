@@ -496,7 +496,7 @@ impl Run<'_> {
                 let ya = self.bounds[t];
                 for (yy, row) in rows.chunks_exact_mut(len).enumerate() {
                     let y = (ya + yy) * w;
-                    pairs::store_pair_row(row, &a[y..y + w], &b[y..y + w], halo);
+                    pairs::store_pair_row(row, &a[y..y + w], &b[y..y + w], halo, net.isa.simd());
                 }
             });
             let outs: Vec<(usize, [u32; 9])> = (s + 2..layers)

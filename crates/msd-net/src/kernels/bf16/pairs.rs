@@ -16,7 +16,8 @@
 //! `halo` mirrored columns, then zeros to [`pair_row_len`] (numpy's `symmetric` mirror, so that a
 //! tap at column `x + (kx − 1)·d` is a plain offset for every `d ≤ halo`). Rows are mirrored by
 //! choosing which pair row a tap reads.
-use super::convert::{bf16_value, pair, stored_feature};
+use super::convert::bf16_value;
+use super::shift::{mirror_columns, store_pairs};
 
 /// `u32`s per pair row of an image `w` pixels wide with `halo` mirrored columns each side: room
 /// for whole 16-pixel vectors at every tap offset.
@@ -24,17 +25,14 @@ pub(crate) fn pair_row_len(w: usize, halo: usize) -> usize {
     halo + w.next_multiple_of(16) + halo
 }
 
-/// Writes one pair row from rows `a` and `b` (`w` pixels each) of two activated planes.
-pub(crate) fn store_pair_row(row: &mut [u32], a: &[f32], b: &[f32], halo: usize) {
+/// Writes one pair row from rows `a` and `b` (`w` pixels each) of two activated planes, rounded
+/// as the stored features are ([`store_pairs`]), its column halos mirrored ([`mirror_columns`]).
+pub(crate) fn store_pair_row(row: &mut [u32], a: &[f32], b: &[f32], halo: usize, simd: bool) {
     let w = a.len();
-    debug_assert!(b.len() == w && halo <= w && row.len() >= pair_row_len(w, halo));
-    for ((q, &a), &b) in row[halo..halo + w].iter_mut().zip(a).zip(b) {
-        *q = pair(stored_feature(a), stored_feature(b));
-    }
-    for k in 1..=halo {
-        row[halo - k] = row[halo + k - 1];
-        row[halo + w - 1 + k] = row[halo + w - k];
-    }
+    let len = pair_row_len(w, halo);
+    debug_assert!(b.len() == w && halo <= w && row.len() >= len);
+    store_pairs(&mut row[halo..], w, &[a, b], simd);
+    mirror_columns(row, 1, len, halo, w, halo);
     row[2 * halo + w..].fill(0);
 }
 
@@ -144,7 +142,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::bf16::convert::bf16_bits;
+    use crate::kernels::bf16::convert::{bf16_bits, pair, stored_feature};
     use crate::kernels::reflect;
 
     #[test]
@@ -167,6 +165,7 @@ mod tests {
                     &a[y * w..(y + 1) * w],
                     &b[y * w..(y + 1) * w],
                     halo,
+                    dot,
                 );
             }
             for use_dot in [false, dot] {
@@ -198,7 +197,7 @@ mod tests {
         let a = [1.0f32 + 1.0 / 512.0, -2.0, 3.0];
         let b = [f32::NAN, 0.25, 8.0];
         let mut row = vec![7u32; pair_row_len(3, 2)];
-        store_pair_row(&mut row, &a, &b, 2);
+        store_pair_row(&mut row, &a, &b, 2, false);
         assert_eq!(row[2], pair(stored_feature(a[0]), 0), "rounded; NaN stored as 0");
         assert_eq!(row[3], pair(0, bf16_bits(0.25)), "negative stored as 0");
         assert_eq!(row[1], row[2], "column −1 mirrors column 0");

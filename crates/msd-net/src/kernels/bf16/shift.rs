@@ -15,8 +15,8 @@
 /// Fills the `halo` columns on each side of the first `rows` partial rows (row `m` at
 /// `p[m·p_stride + col0 ..][..w]`) with their mirror images: column `−k` is column `k − 1`,
 /// column `w − 1 + k` is column `w − k`.
-pub(crate) fn mirror_columns(
-    p: &mut [f32],
+pub(crate) fn mirror_columns<T: Copy>(
+    p: &mut [T],
     rows: usize,
     p_stride: usize,
     col0: usize,
